@@ -1,0 +1,1 @@
+"""Hearth: keeps a couple's relationship rituals going."""

@@ -1,0 +1,97 @@
+"""Occurrences: one instance of a ritual at one instant, with an id that never changes.
+
+An occurrence is identified by couple, ritual id and its *nominal local start* (the wall
+time the rule names, before any gap shift), plus the partner for partner-local rituals.
+Re-planning after an edit or a restart therefore yields the same ids, and the fall-back
+hour cannot produce a second occurrence: one local wall time, one id, one instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from service.domain.couples import Couple, Partner, Ritual
+from service.domain.kinds import RitualKind, Who
+from service.domain.recurrence import EPOCH, local_starts, ordinal
+from service.domain.wallclock import resolve
+
+__all__ = ["Occurrence", "occurrence_id", "occurrences", "ritual_occurrences"]
+
+# Local bounds are widened by this much before filtering on instants: no zone's offset
+# changes by more than a day at once, so nothing near the window's edge is missed.
+_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    id: str
+    couple: str
+    ritual: str
+    kind: RitualKind
+    wall: datetime  # nominal local start, naive: the occurrence's identity
+    start: datetime  # aware, in ``timezone``
+    end: datetime  # aware, in ``timezone``; start + duration in elapsed time
+    timezone: str
+    partner: str | None  # partner key, for partner-local rituals only
+    planner: str | None  # partner key, for alternating rituals only
+    calendar: bool
+
+
+def occurrence_id(couple: str, ritual: str, wall: datetime, partner: str | None = None) -> str:
+    """``alex-sam/check_in/20261125T2100`` (``/alex`` appended for partner-local rituals)."""
+    base = f"{couple}/{ritual}/{wall:%Y%m%dT%H%M}"
+    return f"{base}/{partner}" if partner else base
+
+
+def occurrences(couple: Couple, start: datetime, end: datetime) -> list[Occurrence]:
+    """Every occurrence of the couple's enabled rituals starting in ``[start, end)``, by start."""
+    found = [o for ritual in couple.rituals for o in ritual_occurrences(couple, ritual, start, end)]
+    found.sort(key=lambda o: (o.start, o.id))
+    return found
+
+
+def ritual_occurrences(
+    couple: Couple, ritual: Ritual, start: datetime, end: datetime
+) -> Iterator[Occurrence]:
+    """Occurrences of one ritual starting in ``[start, end)`` (aware bounds), in order."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("window bounds must be aware datetimes")
+    if not ritual.enabled:
+        return
+    owners: tuple[Partner | None, ...] = couple.partners if ritual.partner_local else (None,)
+    for owner in owners:
+        yield from _series(couple, ritual, owner, start, end)
+
+
+def _series(
+    couple: Couple, ritual: Ritual, owner: Partner | None, start: datetime, end: datetime
+) -> Iterator[Occurrence]:
+    tz = couple.zone_of(ritual, owner)
+    tz_name = str(tz.key)
+    rec = ritual.recurrence
+    anchor = ritual.start or EPOCH
+    lo = start.astimezone(tz).replace(tzinfo=None) - _MARGIN
+    hi = end.astimezone(tz).replace(tzinfo=None) + _MARGIN
+    owner_key = owner.key if owner else None
+    for wall in local_starts(rec, anchor, lo, hi, ritual.end):
+        instant = resolve(wall, tz)
+        if not start <= instant < end:
+            continue
+        planner = None
+        if ritual.who is Who.ALTERNATING:
+            planner = couple.partners[ordinal(rec, anchor, wall) % 2].key
+        yield Occurrence(
+            id=occurrence_id(couple.id, ritual.id, wall, owner_key),
+            couple=couple.id,
+            ritual=ritual.id,
+            kind=ritual.kind,
+            wall=wall,
+            start=instant.astimezone(tz),
+            end=(instant + ritual.duration).astimezone(tz),
+            timezone=tz_name,
+            partner=owner_key,
+            planner=planner,
+            calendar=ritual.calendar,
+        )

@@ -1,0 +1,119 @@
+"""The texts that occurrences imply: a prompt at the start, reminders before it.
+
+Each planned send is one event with a stable id, ``<occurrence id>/<purpose>/<partner>``,
+so that planning twice (two schedulers, a restart, a config reload) names the same sends.
+``due`` is when the rule says; ``at`` is when it may go out after the recipient's quiet hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from service.domain.couples import Couple, Partner, Ritual
+from service.domain.durations import format_duration
+from service.domain.occurrences import Occurrence, occurrences
+from service.domain.texts import render
+
+__all__ = ["PROMPT", "PlannedSend", "event_id", "planned_sends", "reminder_purpose", "sends_for"]
+
+PROMPT = "prompt"
+# A send held by quiet hours goes out at most this much after it was due.
+_LONGEST_HOLD = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSend:
+    event_id: str
+    occurrence_id: str
+    couple: str
+    ritual: str
+    partner: str  # partner key
+    purpose: str  # "prompt" or "reminder-2d"
+    due: datetime  # aware UTC: when the schedule says
+    at: datetime  # aware, in the recipient's zone: when it may go out (quiet hours applied)
+    body: str
+
+
+def event_id(occurrence_id: str, purpose: str, partner: str) -> str:
+    return f"{occurrence_id}/{purpose}/{partner}"
+
+
+def reminder_purpose(lead: timedelta) -> str:
+    return f"reminder-{format_duration(lead)}"
+
+
+def planned_sends(couple: Couple, start: datetime, end: datetime) -> list[PlannedSend]:
+    """Every text the couple's rituals send with ``at`` in ``[start, end)``, by ``at``."""
+    longest_lead = max((d for r in couple.rituals for d in r.remind), default=timedelta(0))
+    found = [
+        send
+        for occ in occurrences(couple, start - _LONGEST_HOLD, end + longest_lead)
+        for send in sends_for(couple, occ)
+        if start <= send.at < end
+    ]
+    found.sort(key=lambda s: (s.at, s.event_id))
+    return found
+
+
+def sends_for(couple: Couple, occ: Occurrence) -> list[PlannedSend]:
+    """The prompt and reminders of one occurrence, for each partner who receives them."""
+    ritual = couple.ritual(occ.ritual)
+    if not ritual.sms:
+        return []
+    recipients = [couple.partner(occ.partner)] if occ.partner else list(couple.partners)
+    out = []
+    for partner in recipients:
+        out.append(_send(couple, ritual, occ, partner, PROMPT, None))
+        out.extend(
+            _send(couple, ritual, occ, partner, reminder_purpose(d), d) for d in ritual.remind
+        )
+    return out
+
+
+def _send(
+    couple: Couple,
+    ritual: Ritual,
+    occ: Occurrence,
+    partner: Partner,
+    purpose: str,
+    lead: timedelta | None,
+) -> PlannedSend:
+    due = occ.start - lead if lead else occ.start
+    tz = couple.partner_zone(partner)
+    at = partner.quiet_hours.release(due, tz) if partner.quiet_hours else due
+    is_planner = occ.planner == partner.key
+    which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
+    planner = couple.partner(occ.planner).name if occ.planner else ""
+    body = render(
+        ritual.text(which),
+        partner=partner.name,
+        other=couple.other(partner).name,
+        planner=planner,
+        lead=_lead(lead) if lead else "now",
+        time=f"{occ.start.astimezone(tz):%H:%M}",
+    )
+    return PlannedSend(
+        event_id=event_id(occ.id, purpose, partner.key),
+        occurrence_id=occ.id,
+        couple=couple.id,
+        ritual=ritual.id,
+        partner=partner.key,
+        purpose=purpose,
+        due=due.astimezone(tz),
+        at=at.astimezone(tz),
+        body=body,
+    )
+
+
+def _lead(span: timedelta) -> str:
+    """``in 2 days``, ``in 3 hours``, ``in 1 hour 30 minutes``."""
+    minutes = int(span.total_seconds()) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{n} {unit}{'s' if n != 1 else ''}"
+        for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"))
+        if n
+    ]
+    return "in " + " ".join(parts) if parts else "now"
