@@ -20,6 +20,9 @@ __all__ = ["Duplicate", "YamlDocument", "locate", "parse"]
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
+# YAML 1.2's core schema has no timestamps; pydantic reads dates from strings and reports a
+# bad one (2026-02-30) as a field error instead of a crash inside the YAML constructor.
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -60,7 +63,7 @@ class _Loader(_Base):  # type: ignore[misc]
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)]
     for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(

@@ -379,7 +379,12 @@ def _without_noise(problems: list[Problem]) -> list[Problem]:
     return [
         p
         for p in problems
-        if not (p.path[:2] in bad_kind and len(p.path) == 3 and p.message == "is required")
+        if not (
+            p.path[:2] in bad_kind
+            and len(p.path) == 3
+            and p.path[2] != "kind"
+            and p.message == "is required"
+        )
     ]
 
 

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 __all__ = ["format_duration", "parse_duration"]
 
+# Nothing in a ritual spans more than a year; larger numbers are typos.
+_LONGEST = timedelta(days=366)
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _FRIENDLY = re.compile(
     r"(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?"
@@ -32,7 +34,12 @@ def parse_duration(text: str) -> timedelta:
         m = re.fullmatch(pattern.pattern, folded, flags | pattern.flags)
         if m and any(m.groups()):
             w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-            span = timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+            try:
+                span = timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+            except OverflowError:
+                span = _LONGEST + _LONGEST
+            if span > _LONGEST:
+                raise ValueError(f"duration {raw!r} is longer than a year")
             if span <= timedelta(0):
                 raise ValueError(f"duration {raw!r} must be longer than zero")
             return span

@@ -377,7 +377,10 @@ def _days(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _count(word: str) -> int:
-    return int(word) if word.isdigit() else _COUNTS[word]
+    n = int(word) if word.isdigit() else _COUNTS[word]
+    if n < 1:
+        raise ValueError(f"'{word}' is not a count; use 1 or more")
+    return n
 
 
 # --- raw RRULE parts ------------------------------------------------------------------
