@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, time, timedelta
 from difflib import get_close_matches
+from functools import cached_property
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo
 
@@ -132,7 +133,7 @@ class Partner(_Frozen):
         default=None, description="No texts in this local window, e.g. '22:30-07:30'."
     )
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The partner's id in events and commands: the name, lower-cased and slugged."""
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "partner"
@@ -271,10 +272,11 @@ class Couple(_Frozen):
         return self.couple
 
     def ritual(self, ritual_id: str) -> Ritual:
-        for ritual in self.rituals:
-            if ritual.id == ritual_id:
-                return ritual
-        raise KeyError(ritual_id)
+        return self._rituals_by_id[ritual_id]
+
+    @cached_property
+    def _rituals_by_id(self) -> dict[str, Ritual]:
+        return {ritual.id: ritual for ritual in self.rituals}
 
     def partner(self, key: str) -> Partner:
         for partner in self.partners:
@@ -283,7 +285,7 @@ class Couple(_Frozen):
         raise KeyError(key)
 
     def other(self, partner: Partner) -> Partner:
-        return self.partners[1] if partner == self.partners[0] else self.partners[0]
+        return self.partners[1] if partner is self.partners[0] else self.partners[0]
 
     def zone_of(self, ritual: Ritual, partner: Partner | None = None) -> ZoneInfo:
         """The zone a ritual's wall times are read in (for ``partner`` when partner-local)."""

@@ -57,8 +57,8 @@ def local_starts(
 def ordinal(rec: Recurrence, anchor: date, wall: datetime) -> int:
     """0 for the series' first occurrence, 1 for the next, …; ``wall`` must be one of them.
 
-    For rules with one occurrence per period this is arithmetic on periods, so it costs the
-    same in year one and year twenty; other rules count occurrences since ``anchor``.
+    For rules with a fixed number of occurrences per period this is arithmetic on periods,
+    so it costs the same in year one and year twenty; other rules count since ``anchor``.
     """
     first = next(
         local_starts(rec, anchor, datetime.combine(anchor, rec.time), wall + timedelta(seconds=1)),
@@ -66,9 +66,21 @@ def ordinal(rec: Recurrence, anchor: date, wall: datetime) -> int:
     )
     if first is None:
         raise ValueError(f"{wall} is not an occurrence of {rec.text!r}")
-    if rec.one_per_period and rec.count is None:
-        return (_period(rec, wall.date()) - _period(rec, first.date())) // rec.interval
+    k = rec.per_period
+    if k is not None and rec.count is None:
+        periods = (_period(rec, wall.date()) - _period(rec, first.date())) // rec.interval
+        return (
+            k * periods + _index_in_period(rec, wall.date()) - _index_in_period(rec, first.date())
+        )
     return sum(1 for _ in local_starts(rec, anchor, first, wall))
+
+
+def _index_in_period(rec: Recurrence, day: date) -> int:
+    """How many of a weekly rule's days come before ``day`` in its week (0 for other rules)."""
+    if rec.freq is not Freq.WEEKLY or len(rec.by_day) < 2:
+        return 0
+    offset = (day.weekday() - rec.week_start) % 7
+    return sum(1 for d, _ in set(rec.by_day) if (d - rec.week_start) % 7 < offset)
 
 
 def _period(rec: Recurrence, day: date) -> int:
@@ -111,7 +123,8 @@ def _fast_forward(rec: Recurrence, anchor: date, target: date) -> date:
 
 
 def _rule(rec: Recurrence, anchor: date, dtstart: date) -> du.rrule:
-    return _rule_cached(_implied(rec, anchor), dtstart)
+    # The same rule spelt two ways ("daily at 9:00", "every day at 09:00") shares one entry.
+    return _rule_cached(replace(_implied(rec, anchor), text=""), dtstart)
 
 
 def _implied(rec: Recurrence, anchor: date) -> Recurrence:
@@ -126,7 +139,7 @@ def _implied(rec: Recurrence, anchor: date) -> Recurrence:
     return rec
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=16384)
 def _rule_cached(rec: Recurrence, dtstart: date) -> du.rrule:
     by_weekday = [_DU_DAYS[d](n) if n else _DU_DAYS[d] for d, n in rec.by_day] or None
     # ``rec`` has its implied day parts spelled out (``_implied``), so a DTSTART moved by

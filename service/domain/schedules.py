@@ -94,13 +94,25 @@ class Recurrence:
         return ";".join(parts)
 
     @property
-    def one_per_period(self) -> bool:
-        """True when every period (day, week, month) holds exactly one occurrence.
+    def per_period(self) -> int | None:
+        """How many occurrences every active period holds, when that number never varies.
 
-        That makes an occurrence's ordinal a matter of arithmetic on periods, which is how
-        alternating planners stay cheap and stable (see ``recurrence.ordinal``).
+        Then an occurrence's ordinal is arithmetic on periods, which is how alternating
+        planners stay cheap and stable (see ``recurrence.ordinal``); ``None`` otherwise.
         """
-        if self.by_set_pos or self.by_year_day or self.by_week_no or self.by_month:
+        plain_weekly = self.freq is Freq.WEEKLY and self.by_day and not self._other_parts
+        if plain_weekly and all(n == 0 for _, n in self.by_day) and not self.by_month_day:
+            return len(set(self.by_day))
+        return 1 if self.one_per_period else None
+
+    @property
+    def _other_parts(self) -> bool:
+        return bool(self.by_set_pos or self.by_year_day or self.by_week_no or self.by_month)
+
+    @property
+    def one_per_period(self) -> bool:
+        """True when every period (day, week, month) holds exactly one occurrence."""
+        if self._other_parts:
             return False
         if self.freq is Freq.DAILY:
             return not self.by_day and not self.by_month_day
@@ -125,7 +137,7 @@ def parse_schedule(text: str) -> Recurrence:
     return _parse_schedule_cached(text.strip())
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def parse_rrule(text: str, at: time | None) -> Recurrence:
     """Compile a raw RFC 5545 RRULE value; the time of day comes from BYHOUR/BYMINUTE or ``at``.
 
@@ -310,7 +322,7 @@ _FORMS: tuple[tuple[re.Pattern[str], _Builder], ...] = (
 )
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=32768)
 def _parse_schedule_cached(text: str) -> Recurrence:
     rec = _try_forms(text)
     if rec is not None:

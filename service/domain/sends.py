@@ -49,25 +49,34 @@ def planned_sends(couple: Couple, start: datetime, end: datetime) -> list[Planne
     found = [
         send
         for occ in occurrences(couple, start - _LONGEST_HOLD, end + longest_lead)
-        for send in sends_for(couple, occ)
-        if start <= send.at < end
+        for send in sends_for(couple, occ, start, end)
     ]
     found.sort(key=lambda s: (s.at, s.event_id))
     return found
 
 
-def sends_for(couple: Couple, occ: Occurrence) -> list[PlannedSend]:
-    """The prompt and reminders of one occurrence, for each partner who receives them."""
+def sends_for(
+    couple: Couple, occ: Occurrence, start: datetime | None = None, end: datetime | None = None
+) -> list[PlannedSend]:
+    """The prompt and reminders of one occurrence, for each partner who receives them.
+
+    With ``start``/``end``, only those whose ``at`` falls in ``[start, end)``; the others are
+    never rendered, which is most of the cost of a send.
+    """
     ritual = couple.ritual(occ.ritual)
     if not ritual.sms:
         return []
     recipients = [couple.partner(occ.partner)] if occ.partner else list(couple.partners)
+    leads: tuple[timedelta | None, ...] = (None, *ritual.remind)
     out = []
     for partner in recipients:
-        out.append(_send(couple, ritual, occ, partner, PROMPT, None))
-        out.extend(
-            _send(couple, ritual, occ, partner, reminder_purpose(d), d) for d in ritual.remind
-        )
+        tz = couple.partner_zone(partner)
+        for lead in leads:
+            due = occ.start - lead if lead else occ.start
+            at = partner.quiet_hours.release(due, tz) if partner.quiet_hours else due
+            if (start is not None and at < start) or (end is not None and at >= end):
+                continue
+            out.append(_send(couple, ritual, occ, partner, lead, due, at))
     return out
 
 
@@ -76,12 +85,12 @@ def _send(
     ritual: Ritual,
     occ: Occurrence,
     partner: Partner,
-    purpose: str,
     lead: timedelta | None,
+    due: datetime,
+    at: datetime,
 ) -> PlannedSend:
-    due = occ.start - lead if lead else occ.start
     tz = couple.partner_zone(partner)
-    at = partner.quiet_hours.release(due, tz) if partner.quiet_hours else due
+    purpose = reminder_purpose(lead) if lead else PROMPT
     is_planner = occ.planner == partner.key
     which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
     planner = couple.partner(occ.planner).name if occ.planner else ""
