@@ -14,21 +14,10 @@ from service.config.yaml_source import parse
 from service.domain.couples import Couple
 from service.domain.errors import CoupleFileInvalid, Issue
 from service.domain.quiet_hours import QuietHours
+from tests.couple_texts import VALID
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "config" / "couples").glob("*.yaml"))
-
-VALID = """\
-timezone: Europe/Berlin
-partners:
-  - name: Alex
-    phone: "+4915112340001"
-  - name: Sam
-    phone: "+4915112340002"
-rituals:
-  - kind: check_in
-    schedule: every day at 21:00
-"""
 
 
 def _write(directory: Path, name: str, text: str) -> Path:

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.couples import build_couple
 from service.domain.occurrences import occurrences
 from service.domain.recurrence import EPOCH
+from tests.domain.builders import couple as make_couple
 from tests.domain.oracle import expected_instant, transition_days
 
 ZONES = [
@@ -95,17 +95,7 @@ def test_expansion_matches_calendar_and_utc_search_in_hard_zones(data: st.DataOb
     at = data.draw(TIMES, label="time")
     start_day, length = data.draw(windows(name), label="window")
     tz = ZoneInfo(name)
-    couple = build_couple(
-        {
-            "couple": "c",
-            "timezone": name,
-            "partners": [
-                {"name": "A", "phone": "+15550000001"},
-                {"name": "B", "phone": "+15550000002"},
-            ],
-            "rituals": [{"kind": "custom", "schedule": f"{form} at {at:%H:%M}"}],
-        }
-    )
+    couple = make_couple({"kind": "custom", "schedule": f"{form} at {at:%H:%M}"}, timezone=name)
     # Wide UTC bounds, then compare only whole local days well inside them.
     lo = datetime.combine(start_day, time(), UTC) - timedelta(days=2)
     hi = datetime.combine(start_day + timedelta(days=length), time(), UTC) + timedelta(days=2)
@@ -136,16 +126,8 @@ def test_expansion_matches_calendar_and_utc_search_in_hard_zones(data: st.DataOb
 def test_daily_ritual_fires_exactly_once_every_local_day(
     name: str, hour: int, minute: int, start: date
 ) -> None:
-    couple = build_couple(
-        {
-            "couple": "c",
-            "timezone": name,
-            "partners": [
-                {"name": "A", "phone": "+15550000001"},
-                {"name": "B", "phone": "+15550000002"},
-            ],
-            "rituals": [{"kind": "check_in", "schedule": f"every day at {hour:02d}:{minute:02d}"}],
-        }
+    couple = make_couple(
+        {"kind": "check_in", "schedule": f"every day at {hour:02d}:{minute:02d}"}, timezone=name
     )
     lo = datetime.combine(start, time(), UTC)
     found = occurrences(couple, lo, lo + timedelta(days=60))

@@ -16,6 +16,7 @@ import pytest
 
 from service.config.loading import load_couple_file
 from service.domain.kinds import RitualKind
+from tests.couple_texts import VALID
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTH = Path(sys.executable).with_name("hearth")
@@ -35,17 +36,7 @@ OCCURRENCE_KEYS = {
 }
 SEND_KEYS = {"event_id", "partner", "at", "purpose"}
 
-GOOD = """\
-timezone: Europe/Berlin
-partners:
-  - name: Alex
-    phone: "+4915112340001"
-  - name: Sam
-    phone: "+4915112340002"
-rituals:
-  - kind: check_in
-    schedule: every day at 21:00
-"""
+GOOD = VALID  # the smallest valid couple file, shared with the loading tests
 
 
 def hearth(*args: str | Path) -> subprocess.CompletedProcess[str]:
