@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from service.config import couple_files, load_couple_file
+from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
 from service.domain.errors import CoupleFileInvalid, WhenInvalid
@@ -42,10 +42,8 @@ def validate(
     for target in targets:
         if target.is_dir():
             loaded = load_directory(target)
-            failed = {f.file for f in loaded.failures}
-            for path in couple_files(target):
-                if str(path) not in failed:
-                    typer.echo(f"OK {path}")
+            for path in sorted(loaded.files.values()):
+                typer.echo(f"OK {path}")
             for failure in loaded.failures:
                 bad = True
                 for issue in failure.issues:

@@ -70,8 +70,8 @@ def load_couple_text(text: str, name: str, default_id: str | None = None) -> Cou
     try:
         couple = build_couple(doc.data, default_id=default_id)
     except CoupleInvalid as e:
-        for problem in e.problems:
-            line, col = locate(text, problem.path)
+        places = locate(text, [problem.path for problem in e.problems])
+        for problem, (line, col) in zip(e.problems, places, strict=True):
             issues.append(Issue(name, line, col, problem.dotted_path, problem.message))
         issues.sort(key=lambda i: (i.line, i.column))
         raise CoupleFileInvalid(name, issues) from None

@@ -9,6 +9,7 @@ wrong: composing the node tree costs as much again as loading.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,19 +88,24 @@ def parse(text: str) -> YamlDocument:
     return YamlDocument(data, loader.duplicates)
 
 
-def locate(text: str, path: tuple[str | int, ...]) -> tuple[int, int]:
-    """1-based line and column of the node at ``path``, or of its nearest existing parent.
+def locate(text: str, paths: Sequence[tuple[str | int, ...]]) -> list[tuple[int, int]]:
+    """1-based line and column of the node at each path, or of its nearest existing parent.
 
     For a path whose last step is a key that exists, the key's own position is given, so an
-    unknown key points at the key and a bad value at the line that holds it.
+    unknown key points at the key and a bad value at the line that holds it. The text is
+    composed once for all paths.
     """
     loader = _Loader(text)
     try:
-        node: Node | None = loader.get_single_node()
+        root: Node | None = loader.get_single_node()
     finally:
         loader.dispose()
-    if node is None:
-        return 1, 1
+    if root is None:
+        return [(1, 1) for _ in paths]
+    return [_locate(root, path) for path in paths]
+
+
+def _locate(node: Node, path: tuple[str | int, ...]) -> tuple[int, int]:
     best = node.start_mark
     for step in path:
         child: Node | None = None

@@ -450,6 +450,7 @@ def _ritual_checks(couple: Couple, i: int, ritual: Ritual) -> list[Problem]:
         out.append(Problem((*at, "remind"), "a reminder is listed twice"))
     if ritual.remind and not ritual.sms:
         out.append(Problem((*at, "remind"), "reminders are texts: add `sms` to `channels`"))
+    longest = max(len(p.name) for p in couple.partners)
     for field in RitualTexts.model_fields:
         text = getattr(ritual.texts, field)
         if text is None:
@@ -458,7 +459,6 @@ def _ritual_checks(couple: Couple, i: int, ritual: Ritual) -> list[Problem]:
             out.append(
                 Problem((*at, "texts", field), "{planner} needs `who: alternating`"),
             )
-        longest = max(len(p.name) for p in couple.partners)
         if field != "description" and len(text) + 3 * longest > 320:
             out.append(
                 Problem(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from service.domain.couples import Couple, Partner, Ritual
 from service.domain.durations import format_duration
@@ -76,7 +77,7 @@ def sends_for(
             at = partner.quiet_hours.release(due, tz) if partner.quiet_hours else due
             if (start is not None and at < start) or (end is not None and at >= end):
                 continue
-            out.append(_send(couple, ritual, occ, partner, lead, due, at))
+            out.append(_send(couple, ritual, occ, partner, tz, lead, due, at))
     return out
 
 
@@ -85,11 +86,11 @@ def _send(
     ritual: Ritual,
     occ: Occurrence,
     partner: Partner,
+    tz: ZoneInfo,
     lead: timedelta | None,
     due: datetime,
     at: datetime,
 ) -> PlannedSend:
-    tz = couple.partner_zone(partner)
     purpose = reminder_purpose(lead) if lead else PROMPT
     is_planner = occ.planner == partner.key
     which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
