@@ -156,6 +156,19 @@ class RitualTexts(_Frozen):
         return value
 
 
+# Memory: a service holds thousands of couples. Most rituals override no text, and the set of
+# fields given is the same for most rituals of a kind; frozen models never change either, so
+# one shared instance of each serves them all (a third of a couple's memory otherwise).
+_NO_TEXTS = RitualTexts()
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _share_fields_set(model: BaseModel) -> None:
+    given = model.__pydantic_fields_set__
+    shared = _FIELDS_SETS.setdefault(frozenset(given), given)
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+
+
 class Ritual(_Frozen):
     model_config = ConfigDict(json_schema_extra=lambda s: s.update(required=["kind"]))
 
@@ -178,7 +191,7 @@ class Ritual(_Frozen):
     start: date | None = Field(default=None, description="First day (also fixes the parity).")
     end: date | None = Field(default=None, description="Last day, inclusive.")
     enabled: bool = True
-    texts: RitualTexts = Field(default_factory=RitualTexts)
+    texts: RitualTexts = Field(default_factory=lambda: _NO_TEXTS)
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +232,7 @@ class Ritual(_Frozen):
             raise ValueError("give either `schedule` or `rrule`, not both")
         if self.at is not None and self.rrule is None:
             raise ValueError("`at` goes with `rrule`; a `schedule` says its own time")
+        _share_fields_set(self)
         return self
 
     @property

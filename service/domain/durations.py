@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 __all__ = ["format_duration", "parse_duration"]
 
@@ -22,6 +23,7 @@ _WORDS = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # few distinct spellings; shared results save memory per ritual
 def parse_duration(text: str) -> timedelta:
     """Read a duration; raise ``ValueError`` naming the text when it is not one.
 

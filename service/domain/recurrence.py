@@ -124,7 +124,12 @@ def _fast_forward(rec: Recurrence, anchor: date, target: date) -> date:
 
 def _rule(rec: Recurrence, anchor: date, dtstart: date) -> du.rrule:
     # The same rule spelt two ways ("daily at 9:00", "every day at 09:00") shares one entry.
-    return _rule_cached(replace(_implied(rec, anchor), text=""), dtstart)
+    return _rule_cached(_normal(rec, anchor), dtstart)
+
+
+@lru_cache(maxsize=16384)
+def _normal(rec: Recurrence, anchor: date) -> Recurrence:
+    return replace(_implied(rec, anchor), text="")
 
 
 def _implied(rec: Recurrence, anchor: date) -> Recurrence:
@@ -139,7 +144,8 @@ def _implied(rec: Recurrence, anchor: date) -> Recurrence:
     return rec
 
 
-@lru_cache(maxsize=16384)
+# A dateutil rrule weighs a few KiB: the cache holds the rules many couples share, not all.
+@lru_cache(maxsize=2048)
 def _rule_cached(rec: Recurrence, dtstart: date) -> du.rrule:
     by_weekday = [_DU_DAYS[d](n) if n else _DU_DAYS[d] for d, n in rec.by_day] or None
     # ``rec`` has its implied day parts spelled out (``_implied``), so a DTSTART moved by

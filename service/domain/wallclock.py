@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time
 from difflib import get_close_matches
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = ["parse_time_of_day", "resolve", "zone"]
@@ -40,6 +40,7 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}{hint}") from None
 
 
+@lru_cache(maxsize=4096)  # few distinct spellings; shared results save memory per ritual
 def parse_time_of_day(text: str) -> time:
     """Read ``21:00``, ``7:30``, ``7:30pm``, ``7pm`` or ``19h30``; else ``ValueError``."""
     m = _TIME.fullmatch(text.strip())
