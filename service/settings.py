@@ -1,20 +1,136 @@
-"""Hearth's settings, from the environment (and a ``.env`` file): one object, read once."""
+"""Hearth's settings, from the environment (and a ``.env`` file): one object, read once.
+
+A bad value stops start-up with a message that names the variable (``SettingsInvalid``).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from service.domain.errors import HearthError
+
+__all__ = ["Settings", "SettingsInvalid", "load_settings"]
+
+_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_MESSAGING_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class SettingsInvalid(HearthError):
+    """One or more environment variables hold values Hearth cannot use."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     config_dir: Path = Field(
         default=Path("config/couples"),
         validation_alias="HEARTH_CONFIG_DIR",
         description="Directory of couple files (one <couple>.yaml each).",
     )
+    data_dir: Path = Field(
+        default=Path("var"),
+        validation_alias="HEARTH_DATA_DIR",
+        description="Where the embedded Redis, the SQLite log and the outbox live.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="An existing Redis; unset: Hearth starts an embedded one in the data dir.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL of the log; unset: SQLite file in the data dir.",
+    )
+    twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = Field(
+        default=None,
+        validation_alias="TWILIO_FROM",
+        description="The sending number (E.164) or a messaging service sid (MG…).",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias="HEARTH_PUBLIC_URL",
+        description="The URL the world (Twilio, calendar apps) reaches Hearth at.",
+    )
+    outbox: Path | None = Field(
+        default=None,
+        validation_alias="HEARTH_OUTBOX",
+        description="JSON lines the console sender appends to; default <data dir>/outbox.jsonl.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError(f"{value!r} is not a sqlite:// or postgresql:// URL")
+        return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://hearth.example")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _twilio(self) -> Self:
+        given = [self.twilio_account_sid, self.twilio_auth_token, self.twilio_from]
+        if any(given) and not all(given):
+            raise ValueError(
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM go together: "
+                "set all three for real SMS, or none for the console sender"
+            )
+        if self.twilio_account_sid and not _SID.match(self.twilio_account_sid):
+            raise ValueError("TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits")
+        if self.twilio_from and not (
+            _E164.match(self.twilio_from) or _MESSAGING_SID.match(self.twilio_from)
+        ):
+            raise ValueError(
+                "TWILIO_FROM must be a number in E.164 (+15551234567) or a messaging service "
+                "sid (MG followed by 32 hex digits)"
+            )
+        return self
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return self.twilio_account_sid is not None
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox or self.data_dir / "outbox.jsonl"
+
+    @property
+    def log_url(self) -> str:
+        """The log's URL: DATABASE_URL, or the SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hearth.sqlite3').resolve()}"
+
+
+_ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+
+
+def load_settings() -> Settings:
+    """Read the settings; ``SettingsInvalid`` names every variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = _ALIASES.get(field, field) or "TWILIO_*"
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsInvalid("bad settings:\n  " + "\n  ".join(lines)) from None
