@@ -25,3 +25,6 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every tool must be present: {reason}"
+
+
+pytest_plugins = ["tests.redis_server"]

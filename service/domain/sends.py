@@ -33,6 +33,7 @@ class PlannedSend:
     purpose: str  # "prompt" or "reminder-2d"
     due: datetime  # aware UTC: when the schedule says
     at: datetime  # aware, in the recipient's zone: when it may go out (quiet hours applied)
+    starts: datetime  # aware: when the occurrence itself starts
     body: str
 
 
@@ -112,6 +113,7 @@ def _send(
         purpose=purpose,
         due=due.astimezone(tz),
         at=at.astimezone(tz),
+        starts=occ.start,
         body=body,
     )
 

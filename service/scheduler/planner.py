@@ -1,0 +1,157 @@
+"""Keeping the schedule filled: each couple's sends planned a horizon ahead, then claimed.
+
+A tick costs what is due plus the couples whose horizon runs short, never a re-plan of
+every couple: each couple is planned up to ``planned_until`` (kept in Redis, so a restart or
+another scheduler continues where planning stopped), and topped up when that comes within
+half a horizon of now. Planning resumes from ``planned_until`` rather than from now, so
+sends that fell due while every scheduler was down are still scheduled, and the claim then
+sends them late (within their grace) or records them as missed, never silently drops them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
+
+from service.domain.sends import PROMPT, PlannedSend, planned_sends
+from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from service.domain.couples import Couple
+
+__all__ = ["Grace", "Scheduler", "scheduled_events"]
+
+SEND_PROMPT = "send_prompt"
+
+
+@dataclass(frozen=True, slots=True)
+class Grace:
+    """How late a send may still go out after downtime; later ones are recorded as missed.
+
+    A reminder is never sent once its occurrence has started, whatever its grace.
+    """
+
+    prompt: timedelta = timedelta(hours=2)
+    reminder: timedelta = timedelta(hours=2)
+
+
+def scheduled_events(
+    couple: Couple, start: datetime, end: datetime, grace: Grace = Grace()
+) -> list[ScheduledEvent]:
+    """The couple's sends with ``at`` in ``[start, end)``, as events for the schedule store."""
+    return [_event(send, grace) for send in planned_sends(couple, start, end)]
+
+
+class Scheduler:
+    """Plans couples into a ``ScheduleStore`` and claims what is due; safe to run many of."""
+
+    def __init__(
+        self,
+        store: ScheduleStore,
+        redis: Redis,
+        *,
+        horizon: timedelta = timedelta(days=2),
+        longest_catch_up: timedelta = timedelta(days=7),
+        grace: Grace = Grace(),
+        namespace: str = "hearth",
+        on_missed: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._redis = redis
+        self._horizon = horizon
+        self._catch_up = longest_catch_up
+        self._grace = grace
+        self._planned_key = f"{namespace}:planned_until"
+        self._on_missed = on_missed
+        self._couples: dict[str, Couple] = {}
+
+    def set_couples(self, couples: Mapping[str, Couple], now: datetime) -> None:
+        """Take a new set of couples: removed ones lose their future sends, changed ones are
+        re-planned from ``now``; unchanged ones keep everything (and their ids)."""
+        for couple_id in set(self._couples) - set(couples):
+            self._store.drop_couple(couple_id)
+            self._redis.zrem(self._planned_key, couple_id)
+        for couple_id, couple in couples.items():
+            old = self._couples.get(couple_id)
+            if old is not None and old != couple:
+                self._replan(couple, now)
+        self._couples = dict(couples)
+
+    def tick(self, now: datetime, batch: int = 5000) -> Claimed:
+        """Top up couples whose plan runs short, then enqueue everything due at ``now``."""
+        self._top_up(now)
+        enqueued, missed = 0, []
+        while True:
+            claimed = self._store.claim_due(now, batch)
+            enqueued += claimed.enqueued
+            missed += claimed.missed
+            if claimed.enqueued + len(claimed.missed) < batch:
+                break
+        if missed and self._on_missed is not None:
+            self._on_missed(missed)
+        return Claimed(enqueued, missed)
+
+    def _top_up(self, now: datetime) -> None:
+        threshold = now + self._horizon / 2
+        short = cast(
+            "list[bytes]",
+            self._redis.zrangebyscore(self._planned_key, "-inf", _ms(threshold)),
+        )
+        known = {c.encode() for c in self._couples}
+        planned = set(cast("list[bytes]", self._redis.zrange(self._planned_key, 0, -1)))
+        for couple_id in [*short, *(known - planned)]:
+            couple = self._couples.get(couple_id.decode())
+            if couple is None:
+                continue
+            score = self._redis.zscore(self._planned_key, couple_id)
+            since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
+            self._plan(couple, max(since, now - self._catch_up), now + self._horizon)
+
+    def _replan(self, couple: Couple, now: datetime) -> None:
+        until = now + self._horizon
+        events = scheduled_events(couple, now, until, self._grace)
+        self._store.drop_couple(couple.id, keep=[e.event_id for e in events])
+        self._store.add(events)
+        self._redis.zadd(self._planned_key, {couple.id: _ms(until)})
+
+    def _plan(self, couple: Couple, start: datetime, end: datetime) -> None:
+        if end <= start:
+            return
+        self._store.add(scheduled_events(couple, start, end, self._grace))
+        # GT: two schedulers topping up at once never move the mark backwards.
+        self._redis.zadd(self._planned_key, {couple.id: _ms(end)}, gt=True)
+
+
+def _event(send: PlannedSend, grace: Grace) -> ScheduledEvent:
+    if send.purpose == PROMPT:
+        deadline = send.at + grace.prompt
+    else:
+        deadline = min(send.at + grace.reminder, send.starts)
+    return ScheduledEvent(
+        event_id=send.event_id,
+        couple=send.couple,
+        fire_at=send.at,
+        deadline=deadline,
+        actor=SEND_PROMPT,
+        kwargs=_kwargs(send),
+    )
+
+
+def _kwargs(send: PlannedSend) -> dict[str, str]:
+    return {
+        "event_id": send.event_id,
+        "occurrence_id": send.occurrence_id,
+        "couple": send.couple,
+        "ritual": send.ritual,
+        "partner": send.partner,
+        "purpose": send.purpose,
+        "due": send.due.astimezone(UTC).isoformat(),
+    }
+
+
+def _ms(instant: datetime) -> int:
+    return round(instant.timestamp() * 1000)

@@ -1,0 +1,196 @@
+"""The scheduler against a real Redis: atomic claims, catch-up with grace, edits, restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from service.scheduler import ScheduledEvent, ScheduleStore
+from service.scheduler.planner import Grace, Scheduler, scheduled_events
+from tests.domain.builders import couple, utc
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+QUEUE = "prompts"
+
+
+@pytest.fixture
+def redis(redis_client: Redis) -> Redis:
+    return redis_client
+
+
+def _queued(redis: Redis) -> list[dict[str, object]]:
+    ids = [i.decode() for i in redis.lrange(f"dramatiq:{QUEUE}", 0, -1)]
+    raw = redis.hmget(f"dramatiq:{QUEUE}.msgs", ids) if ids else []
+    return [json.loads(m) for m in raw if m is not None]
+
+
+def _scheduler(redis: Redis, **kwargs: object) -> Scheduler:
+    return Scheduler(ScheduleStore(redis, queue=QUEUE), redis, **kwargs)  # type: ignore[arg-type]
+
+
+def test_two_schedulers_racing_enqueue_each_due_event_exactly_once(redis: Redis) -> None:
+    now = utc(2026, 11, 25, 12)
+    events = [
+        ScheduledEvent(f"c/r/{i}", "c", now - timedelta(seconds=i), now + timedelta(hours=1),
+                       "send_prompt", {"event_id": f"c/r/{i}", "couple": "c"})
+        for i in range(3000)
+    ]  # fmt: skip
+    ScheduleStore(redis, queue=QUEUE).add(events)
+    totals: list[int] = []
+    clients = [redis.__class__(connection_pool=redis.connection_pool) for _ in range(2)]
+
+    def race(client: Redis) -> None:
+        store = ScheduleStore(client, queue=QUEUE)
+        total = 0
+        while (claimed := store.claim_due(now, limit=100)).enqueued:
+            total += claimed.enqueued
+        totals.append(total)
+
+    threads = [threading.Thread(target=race, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    queued = _queued(redis)
+    assert sum(totals) == 3000
+    assert len(queued) == 3000
+    assert len({m["kwargs"]["event_id"] for m in queued}) == 3000  # type: ignore[index]
+    assert all(n > 0 for n in totals), "both schedulers took part"
+
+
+def test_event_claimed_once_is_never_scheduled_again(redis: Redis) -> None:
+    store = ScheduleStore(redis, queue=QUEUE)
+    now = utc(2026, 11, 25, 12)
+    event = ScheduledEvent(
+        "c/r/1", "c", now, now + timedelta(hours=2), "send_prompt", {"couple": "c"}
+    )
+    assert store.add([event]) == 1
+    assert store.claim_due(now).enqueued == 1
+    assert store.add([event]) == 0
+    assert store.claim_due(now + timedelta(minutes=1)).enqueued == 0
+    assert len(_queued(redis)) == 1
+
+
+def test_message_in_the_queue_is_what_dramatiq_would_have_enqueued(redis: Redis) -> None:
+    c = couple({"kind": "check_in"})
+    now = utc(2026, 11, 25, 12)
+    events = scheduled_events(c, now, now + timedelta(days=1))
+    store = ScheduleStore(redis, queue=QUEUE)
+    store.add(events)
+    store.claim_due(events[0].fire_at)
+    (message, *_) = _queued(redis)
+    assert set(message) == {
+        "queue_name", "actor_name", "args", "kwargs", "options", "message_id", "message_timestamp",
+    }  # fmt: skip
+    assert message["actor_name"] == "send_prompt"
+    assert message["queue_name"] == QUEUE
+    kwargs = message["kwargs"]
+    assert isinstance(kwargs, dict)
+    assert kwargs["couple"] == "alex-sam"
+    assert kwargs["purpose"] == "prompt"
+
+
+def test_downtime_sends_late_within_grace_once_and_records_older_as_missed(
+    redis: Redis,
+) -> None:
+    # check-in every day at 21:00 New York (02:00 UTC); grace 2 h.
+    c = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    missed: list[str] = []
+    scheduler = _scheduler(redis, grace=Grace(prompt=timedelta(hours=2)), on_missed=missed.extend)
+    start = utc(2026, 11, 20, 12)
+    scheduler.set_couples({c.id: c}, start)
+    assert scheduler.tick(start).enqueued == 0
+    # Down from 12:00 UTC on the 20th until 03:30 UTC on the 25th: the 21st..24th prompts
+    # (02:00 UTC) are older than 2 h and the 25th's is 1.5 h late.
+    back = utc(2026, 11, 25, 3, 30)
+    result = scheduler.tick(back)
+    again = scheduler.tick(back + timedelta(minutes=1))
+    queued = _queued(redis)
+    assert result.enqueued == 2  # the 25th's prompt, to each partner
+    assert again.enqueued == 0
+    assert again.missed == []
+    assert {m["kwargs"]["event_id"] for m in queued} == {  # type: ignore[index]
+        "alex-sam/check_in/20261124T2100/prompt/alex",
+        "alex-sam/check_in/20261124T2100/prompt/sam",
+    }
+    days = sorted({m.split("/")[2][:8] for m in missed})
+    assert days == ["20261120", "20261121", "20261122", "20261123"]
+    assert len(missed) == len(result.missed) == 8
+
+
+def test_reminder_is_missed_once_its_occurrence_has_started(redis: Redis) -> None:
+    c = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["3h"]})
+    scheduler = _scheduler(
+        redis, grace=Grace(prompt=timedelta(hours=2), reminder=timedelta(days=1))
+    )
+    start = utc(2026, 6, 1, 12)
+    scheduler.set_couples({c.id: c}, start)
+    scheduler.tick(start)
+    # 19:00 EDT = 23:00 UTC; its 3h reminder was due at 20:00 UTC; we come back at 23:30.
+    result = scheduler.tick(utc(2026, 6, 1, 23, 30))
+    assert {m.split("/")[-2] for m in result.missed} == {"reminder-3h"}
+    assert {m["kwargs"]["purpose"] for m in _queued(redis)} == {"prompt"}  # type: ignore[index]
+
+
+def test_config_edit_replaces_future_sends_and_removal_drops_them(redis: Redis) -> None:
+    now = utc(2026, 11, 25, 12)
+    before = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    after = couple({"kind": "check_in", "schedule": "every day at 20:00"})
+    scheduler = _scheduler(redis)
+    store = ScheduleStore(redis, queue=QUEUE)
+    scheduler.set_couples({before.id: before}, now)
+    scheduler.tick(now)
+    assert all("T2100" in event_id for event_id, _ in store.pending())
+    scheduler.set_couples({after.id: after}, now)
+    pending = store.pending()
+    assert pending
+    assert all("T2000" in event_id for event_id, _ in pending)
+    scheduler.set_couples({}, now)
+    assert store.pending() == []
+
+
+def test_restarted_scheduler_continues_without_duplicates(redis: Redis) -> None:
+    c = couple({"kind": "check_in"}, {"kind": "gratitude"})
+    now = utc(2026, 11, 25, 12)
+    first = _scheduler(redis)
+    first.set_couples({c.id: c}, now)
+    first.tick(now)
+    planned = ScheduleStore(redis, queue=QUEUE).pending()
+    t = now
+    while t < now + timedelta(hours=12):
+        t += timedelta(minutes=30)
+        assert first.tick(t).missed == []
+    sent_by_first = len(_queued(redis))
+    second = _scheduler(redis)  # a restart: nothing in memory, everything in Redis
+    second.set_couples({c.id: c}, now + timedelta(hours=12))
+    second.tick(now + timedelta(hours=12))
+    assert len(_queued(redis)) == sent_by_first
+    # Ticking every 30 minutes for three days sends every planned event on time, once.
+    t = now + timedelta(hours=12)
+    while t < now + timedelta(days=3):
+        t += timedelta(minutes=30)
+        assert second.tick(t).missed == []
+    ids = [m["kwargs"]["event_id"] for m in _queued(redis)]  # type: ignore[index]
+    assert len(ids) == len(set(ids))
+    assert {event_id for event_id, _ in planned} <= set(ids)
+
+
+def test_tick_cost_follows_due_events_not_couples(redis: Redis) -> None:
+    couples = {f"c{i}": couple({"kind": "check_in"}, couple=f"c{i}") for i in range(50)}
+    scheduler = _scheduler(redis, horizon=timedelta(days=2))
+    now = utc(2026, 11, 25, 12)
+    scheduler.set_couples(couples, now)
+    scheduler.tick(now)
+    planned_until = dict(redis.zrange("hearth:planned_until", 0, -1, withscores=True))
+    scheduler.tick(now + timedelta(minutes=5))
+    # Nobody's horizon ran short, so nobody was planned again.
+    assert dict(redis.zrange("hearth:planned_until", 0, -1, withscores=True)) == planned_until
+    assert datetime.fromtimestamp(max(planned_until.values()) / 1000, UTC) == now + timedelta(
+        days=2
+    )
