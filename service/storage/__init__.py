@@ -1,0 +1,33 @@
+"""The durable prompt log: SQLAlchemy models, Alembic migrations, the claim-before-send log.
+
+SQLite file by default (``Settings.log_url``), the same code on PostgreSQL via psycopg::
+
+    migrate(settings.log_url)                  # `hearth run` and `hearth migrate`
+    log = PromptLog(make_engine(settings.log_url))
+    if log.claim(Prompt.from_planned(send), clock.now()):
+        ...                                    # send, then log.mark_sent(...)
+"""
+
+from service.storage.engine import make_engine, make_session_factory, writing
+from service.storage.errors import StorageError, redact_url
+from service.storage.models import Base, PromptRow, PromptState
+from service.storage.prompt_log import DEFAULT_LEASE, Prompt, PromptLog, PromptRecord
+from service.storage.schema import current_revision, head_revision, migrate
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "Base",
+    "Prompt",
+    "PromptLog",
+    "PromptRecord",
+    "PromptRow",
+    "PromptState",
+    "StorageError",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "make_session_factory",
+    "migrate",
+    "redact_url",
+    "writing",
+]

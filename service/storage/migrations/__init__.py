@@ -1,0 +1,1 @@
+"""Alembic migrations of the prompt log; run them with ``service.storage.migrate``."""

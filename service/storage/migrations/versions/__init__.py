@@ -1,0 +1,1 @@
+"""One module per revision, ``NNNN_<what>.py``, written by hand, never edited once released."""

@@ -1,0 +1,110 @@
+"""The prompt log's tables as SQLAlchemy models: one row per send, keyed by its event id.
+
+A row records what was sent to whom and when, never what was said or where: no message body
+(it can be re-rendered from the couple's file) and no phone number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Dialect, Enum, Integer, MetaData, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "PromptRow", "PromptState", "UTCDateTime"]
+
+# Constraint names fixed by convention, so the models, the migrations and both databases agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class PromptState(StrEnum):
+    """Where a send stands: ``pending`` (claimed, not settled), then one final state."""
+
+    PENDING = "pending"
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # permanently: invalid number, opted out at the provider, …
+    MISSED = "missed"  # never sent: too late, paused, opted out in Hearth
+
+    @property
+    def is_final(self) -> bool:
+        """Sent, failed and missed never change again."""
+        return self is not PromptState.PENDING
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An instant: written from an aware datetime, read back aware in UTC on every database.
+
+    PostgreSQL keeps it as ``timestamptz``. SQLite has no time zones, so the value is stored
+    as naive UTC text and given its zone back on reading. A naive datetime is refused.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the prompt log stores instants only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _values(states: type[PromptState]) -> list[str]:
+    return [s.value for s in states]
+
+
+class PromptRow(Base):
+    """One send (a prompt or a reminder to one partner), claimed before it goes out."""
+
+    __tablename__ = "prompts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # <occurrence id>/<purpose>/<partner>: unique, so a duplicated message cannot send twice.
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    occurrence_id: Mapped[str] = mapped_column(Text)
+    couple: Mapped[str] = mapped_column(Text)
+    ritual: Mapped[str] = mapped_column(Text)
+    partner: Mapped[str] = mapped_column(Text)  # the partner's key, not their number
+    purpose: Mapped[str] = mapped_column(Text)  # "prompt", "reminder-2d", …
+    state: Mapped[PromptState] = mapped_column(
+        Enum(
+            PromptState,
+            name="state",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=_values,
+            validate_strings=True,
+        )
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the current claim was taken; None once released for an immediate retry.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)  # claims taken so far
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provider_id: Mapped[str | None] = mapped_column(Text)  # e.g. Twilio's MessageSid
+    error: Mapped[str | None] = mapped_column(Text)  # the last error, phone numbers removed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,266 @@
+"""The prompt log: a send is claimed in the database before it goes out, so it goes out once.
+
+One row per event id (``<occurrence id>/<purpose>/<partner>``), unique in the table. A
+worker ``claim``s the event, sends, then settles the row; a redelivered or duplicated message
+finds the row and does not send again::
+
+    (no row) ─claim─▶ pending ─mark_sent───▶ sent
+                        │  ╰───mark_failed─▶ failed      (final states never change)
+                        │  ╰───mark_missed─▶ missed
+                        ╰─release─▶ pending, unclaimed ─claim─▶ pending (attempts + 1)
+
+The lease rule. A pending row whose claim is older than ``lease`` (default 5 minutes) belongs
+to a worker that died between claiming and settling, and the next ``claim`` takes it over;
+a younger claim is left alone. The lease must be longer than the longest a live worker can
+hold a claim (the send actor's time limit, which bounds the provider call), or a slow worker
+and its successor would both send. A worker that dies *during* the provider call may have
+sent: taking its claim over then risks one duplicate, which is the price of never dropping a
+prompt silently. A retryable failure (rate limit, provider 5xx) is ``release``d, so the retry
+may claim again at once instead of waiting out the lease.
+
+Race safety comes from the database, not from reading first: a claim is one
+``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING id`` and, when that inserts nothing,
+one conditional ``UPDATE`` of a stale pending row; the database's unique key and row locks
+decide, on SQLite and PostgreSQL alike. Time is always an argument (aware; stored in UTC):
+this module never reads the clock.
+
+No message body and no phone number is stored; error texts are stored with phone numbers
+masked, since providers quote the number they refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
+
+from service.domain.sends import PlannedSend
+from service.storage.engine import make_session_factory, writing
+from service.storage.errors import StorageError
+from service.storage.models import PromptRow, PromptState
+
+__all__ = ["DEFAULT_LEASE", "Prompt", "PromptLog", "PromptRecord"]
+
+DEFAULT_LEASE = timedelta(minutes=5)
+ERROR_MAX_CHARS = 2000
+# +15551234567, +44 20 7946 0958, (555) 123-4567 spelled as a bare run of digits, …
+_PHONE_NUMBER = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<!\d)\d{7,15}(?!\d)")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What identifies one send, without its body or its recipient's number."""
+
+    event_id: str
+    occurrence_id: str
+    couple: str
+    ritual: str
+    partner: str  # the partner's key
+    purpose: str  # "prompt", "reminder-2d", …
+    due_at: datetime  # aware; when the schedule says
+
+    def __post_init__(self) -> None:
+        _require_aware(self.due_at, "due_at")
+
+    @classmethod
+    def from_planned(cls, send: PlannedSend) -> Prompt:
+        """The log's view of a planned send: its identity and due time, not its body."""
+        return cls(
+            event_id=send.event_id,
+            occurrence_id=send.occurrence_id,
+            couple=send.couple,
+            ritual=send.ritual,
+            partner=send.partner,
+            purpose=send.purpose,
+            due_at=send.due.astimezone(UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRecord:
+    """One row of the log as it stands; every datetime aware UTC."""
+
+    event_id: str
+    occurrence_id: str
+    couple: str
+    ritual: str
+    partner: str
+    purpose: str
+    state: PromptState
+    due_at: datetime
+    claimed_at: datetime | None  # None: released, free to claim at once
+    attempts: int  # claims taken so far
+    sent_at: datetime | None
+    provider_id: str | None
+    error: str | None  # why it failed, was missed or released last; phone numbers masked
+    created_at: datetime
+    updated_at: datetime
+
+
+class PromptLog:
+    """The prompt log on ``engine``: claims and outcomes of sends, race-safe across processes."""
+
+    def __init__(self, engine: Engine, *, lease: timedelta = DEFAULT_LEASE) -> None:
+        if lease <= timedelta(0):
+            raise ValueError(f"lease must be positive, not {lease}")
+        self.engine = engine
+        self.lease = lease
+        self._sessions = make_session_factory(engine)
+
+    def claim(self, prompt: Prompt, now: datetime) -> bool:
+        """Claim ``prompt`` for sending at ``now``; True only for the one caller that may send.
+
+        True for a new event, and for a pending one whose claim was released or is older than
+        the lease. False when it is sent, failed or missed, or claimed by another worker within
+        the lease: then, if ``get`` shows it still pending, retry after the lease rather than
+        drop the message.
+        """
+        now = _require_aware(now, "now")
+        with self._writing() as conn:
+            # RETURNING yields the new row's id, or nothing when the event id already exists.
+            if conn.execute(self._insert_pending(conn, prompt, now)).first() is not None:
+                return True
+            taken_over = conn.execute(
+                update(PromptRow)
+                .where(
+                    PromptRow.event_id == prompt.event_id,
+                    PromptRow.state == PromptState.PENDING,
+                    or_(PromptRow.claimed_at.is_(None), PromptRow.claimed_at < now - self.lease),
+                )
+                .values(claimed_at=now, attempts=PromptRow.attempts + 1, updated_at=now)
+            )
+            return taken_over.rowcount == 1
+
+    def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
+        """Record that the provider accepted the pending send; False if it was not pending."""
+        return self._settle(
+            event_id, now, state=PromptState.SENT, sent_at=now, provider_id=provider_id
+        )
+
+    def mark_failed(self, event_id: str, error: str, now: datetime) -> bool:
+        """Record a permanent failure of the pending send; False if it was not pending."""
+        return self._settle(event_id, now, state=PromptState.FAILED, error=_mask(error))
+
+    def mark_missed(self, event_id: str, reason: str, now: datetime) -> bool:
+        """Record why the pending send will not go out (too late, paused); False if not pending."""
+        return self._settle(event_id, now, state=PromptState.MISSED, error=_mask(reason))
+
+    def release(self, event_id: str, error: str, now: datetime) -> bool:
+        """Give up the claim after a retryable failure, so the retry may claim again at once.
+
+        The row stays pending with ``error`` kept; False if it was not pending.
+        """
+        return self._settle(event_id, now, claimed_at=None, error=_mask(error))
+
+    def get(self, event_id: str) -> PromptRecord | None:
+        """The row for ``event_id``, or None if it was never claimed."""
+        with self._translated(), self._sessions() as session:
+            row = session.scalars(
+                select(PromptRow).where(PromptRow.event_id == event_id)
+            ).one_or_none()
+            return None if row is None else _record(row)
+
+    def counts(self, *, couple: str | None = None) -> dict[PromptState, int]:
+        """How many rows are in each state (every state present, zeros included)."""
+        query = select(PromptRow.state, func.count()).group_by(PromptRow.state)
+        if couple is not None:
+            query = query.where(PromptRow.couple == couple)
+        found: dict[PromptState, int] = dict.fromkeys(PromptState, 0)
+        with self._translated(), self._sessions() as session:
+            for state, count in session.execute(query):
+                found[state] = count
+        return found
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _settle(self, event_id: str, now: datetime, **values: Any) -> bool:
+        """Update the row if it is still pending; transitions out of a final state never happen."""
+        now = _require_aware(now, "now")
+        with self._writing() as conn:
+            result = conn.execute(
+                update(PromptRow)
+                .where(PromptRow.event_id == event_id, PromptRow.state == PromptState.PENDING)
+                .values(updated_at=now, **values)
+            )
+            return result.rowcount == 1
+
+    @staticmethod
+    def _insert_pending(conn: Connection, prompt: Prompt, now: datetime) -> Insert:
+        values = {
+            "event_id": prompt.event_id,
+            "occurrence_id": prompt.occurrence_id,
+            "couple": prompt.couple,
+            "ritual": prompt.ritual,
+            "partner": prompt.partner,
+            "purpose": prompt.purpose,
+            "state": PromptState.PENDING,
+            "due_at": prompt.due_at,
+            "claimed_at": now,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            pg = postgresql.insert(PromptRow).values(values)
+            return pg.on_conflict_do_nothing(index_elements=[PromptRow.event_id]).returning(
+                PromptRow.id
+            )
+        if dialect == "sqlite":
+            lite = sqlite.insert(PromptRow).values(values)
+            return lite.on_conflict_do_nothing(index_elements=[PromptRow.event_id]).returning(
+                PromptRow.id
+            )
+        raise StorageError(str(conn.engine.url), f"unsupported database {dialect!r}")
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._translated(), writing(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors (unreachable, locked, …) leave as ``StorageError``."""
+        try:
+            yield
+        except DBAPIError as e:
+            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+
+
+def _record(row: PromptRow) -> PromptRecord:
+    return PromptRecord(
+        event_id=row.event_id,
+        occurrence_id=row.occurrence_id,
+        couple=row.couple,
+        ritual=row.ritual,
+        partner=row.partner,
+        purpose=row.purpose,
+        state=row.state,
+        due_at=row.due_at,
+        claimed_at=row.claimed_at,
+        attempts=row.attempts,
+        sent_at=row.sent_at,
+        provider_id=row.provider_id,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _require_aware(value: datetime, name: str) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime, not {value!r}")
+    return value.astimezone(UTC)
+
+
+def _mask(text: str) -> str:
+    """The text with phone numbers masked, cut to ``ERROR_MAX_CHARS``."""
+    return _PHONE_NUMBER.sub("<number>", text)[:ERROR_MAX_CHARS]
