@@ -10,13 +10,17 @@ SQLite file by default (``Settings.log_url``), the same code on PostgreSQL via p
 
 from service.storage.engine import make_engine, make_session_factory, writing
 from service.storage.errors import StorageError, redact_url
-from service.storage.models import Base, PromptRow, PromptState
+from service.storage.models import Base, PartnerRow, PromptRow, PromptState
+from service.storage.partner_states import PartnerState, PartnerStates
 from service.storage.prompt_log import DEFAULT_LEASE, Prompt, PromptLog, PromptRecord
 from service.storage.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "DEFAULT_LEASE",
     "Base",
+    "PartnerRow",
+    "PartnerState",
+    "PartnerStates",
     "Prompt",
     "PromptLog",
     "PromptRecord",

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Dialect, Enum, Integer, MetaData, Text, TypeDecorator
+from sqlalchemy import Boolean, DateTime, Dialect, Enum, Integer, MetaData, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "PromptRow", "PromptState", "UTCDateTime"]
+__all__ = ["Base", "PartnerRow", "PromptRow", "PromptState", "UTCDateTime"]
 
 # Constraint names fixed by convention, so the models, the migrations and both databases agree.
 NAMING_CONVENTION = {
@@ -107,4 +107,19 @@ class PromptRow(Base):
     provider_id: Mapped[str | None] = mapped_column(Text)  # e.g. Twilio's MessageSid
     error: Mapped[str | None] = mapped_column(Text)  # the last error, phone numbers removed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartnerRow(Base):
+    """What a partner has told Hearth about receiving texts: opted out, or paused until when.
+
+    Keyed by couple and partner key; a partner with no row receives texts.
+    """
+
+    __tablename__ = "partners"
+
+    couple: Mapped[str] = mapped_column(Text, primary_key=True)
+    partner: Mapped[str] = mapped_column(Text, primary_key=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -93,7 +93,11 @@ def test_migrate_brings_an_empty_database_to_head_and_again_is_a_no_op(url: str)
         migrate(url)
 
         assert current_revision(url) == head_revision()
-        assert set(inspect(engine).get_table_names()) == tables == {"alembic_version", "prompts"}
+        assert (
+            set(inspect(engine).get_table_names())
+            == tables
+            == {"alembic_version", "prompts", "partners"}
+        )
         assert PromptLog(engine).counts()[PromptState.PENDING] == 1
     finally:
         engine.dispose()
