@@ -17,7 +17,15 @@ from service.domain.kinds import RitualKind, Who
 from service.domain.recurrence import EPOCH, local_starts, ordinal
 from service.domain.wallclock import resolve
 
-__all__ = ["Occurrence", "occurrence_id", "occurrences", "ritual_occurrences"]
+__all__ = [
+    "Occurrence",
+    "OccurrenceKey",
+    "find_occurrence",
+    "occurrence_id",
+    "occurrences",
+    "parse_occurrence_id",
+    "ritual_occurrences",
+]
 
 # Local bounds are widened by this much before filtering on instants: no zone's offset
 # changes by more than a day at once, so nothing near the window's edge is missed.
@@ -43,6 +51,47 @@ def occurrence_id(couple: str, ritual: str, wall: datetime, partner: str | None 
     """``alex-sam/check_in/20261125T2100`` (``/alex`` appended for partner-local rituals)."""
     base = f"{couple}/{ritual}/{wall:%Y%m%dT%H%M}"
     return f"{base}/{partner}" if partner else base
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceKey:
+    """What an occurrence id names: couple, ritual, nominal local start, and partner."""
+
+    couple: str
+    ritual: str
+    wall: datetime
+    partner: str | None
+
+
+def parse_occurrence_id(value: str) -> OccurrenceKey:
+    """The inverse of ``occurrence_id``; ``ValueError`` when ``value`` is not one."""
+    parts = value.split("/")
+    if len(parts) not in (3, 4):
+        raise ValueError(f"{value!r} is not an occurrence id (couple/ritual/YYYYMMDDTHHMM)")
+    try:
+        wall = datetime.strptime(parts[2], "%Y%m%dT%H%M")  # noqa: DTZ007 - a wall time
+    except ValueError:
+        raise ValueError(
+            f"{value!r}: {parts[2]!r} is not a local start like 20261125T2100"
+        ) from None
+    return OccurrenceKey(parts[0], parts[1], wall, parts[3] if len(parts) == 4 else None)
+
+
+def find_occurrence(couple: Couple, occurrence: str) -> Occurrence | None:
+    """The couple's occurrence with this id under its current description, or None."""
+    key = parse_occurrence_id(occurrence)
+    if key.couple != couple.id:
+        return None
+    try:
+        ritual = couple.ritual(key.ritual)
+        owner = couple.partner(key.partner) if key.partner else None
+    except KeyError:
+        return None
+    instant = resolve(key.wall, couple.zone_of(ritual, owner))
+    for found in ritual_occurrences(couple, ritual, instant, instant + timedelta(minutes=1)):
+        if found.id == occurrence:
+            return found
+    return None
 
 
 def occurrences(couple: Couple, start: datetime, end: datetime) -> list[Occurrence]:

@@ -13,10 +13,18 @@ from zoneinfo import ZoneInfo
 
 from service.domain.couples import Couple, Partner, Ritual
 from service.domain.durations import format_duration
-from service.domain.occurrences import Occurrence, occurrences
+from service.domain.occurrences import Occurrence, find_occurrence, occurrences
 from service.domain.texts import render
 
-__all__ = ["PROMPT", "PlannedSend", "event_id", "planned_sends", "reminder_purpose", "sends_for"]
+__all__ = [
+    "PROMPT",
+    "PlannedSend",
+    "event_id",
+    "find_send",
+    "planned_sends",
+    "reminder_purpose",
+    "sends_for",
+]
 
 PROMPT = "prompt"
 # A send held by quiet hours goes out at most this much after it was due.
@@ -55,6 +63,15 @@ def planned_sends(couple: Couple, start: datetime, end: datetime) -> list[Planne
     ]
     found.sort(key=lambda s: (s.at, s.event_id))
     return found
+
+
+def find_send(couple: Couple, occurrence: str, event: str) -> PlannedSend | None:
+    """The send ``event`` of ``occurrence`` under the couple's current description, or None
+    (the ritual, partner or occurrence is gone, or the event is no longer one of its sends)."""
+    occ = find_occurrence(couple, occurrence)
+    if occ is None:
+        return None
+    return next((s for s in sends_for(couple, occ) if s.event_id == event), None)
 
 
 def sends_for(

@@ -174,3 +174,32 @@ def test_window_returns_exactly_the_starts_inside_it(start: datetime, hours: int
     assert all(start <= o.start < end for o in found)
     wider = occurrences(c, start - timedelta(days=3), end + timedelta(days=3))
     assert [o.id for o in wider if start <= o.start < end] == [o.id for o in found]
+
+
+def test_occurrence_ids_parse_back_and_find_their_occurrence() -> None:
+    from service.domain.occurrences import find_occurrence, parse_occurrence_id
+
+    c = couple({"kind": "check_in", "schedule": "every day at 02:30"}, {"kind": "gratitude"})
+    for occ in occurrences(c, utc(2026, 3, 7), utc(2026, 3, 10)):
+        key = parse_occurrence_id(occ.id)
+        assert (key.couple, key.ritual, key.wall, key.partner) == (
+            occ.couple,
+            occ.ritual,
+            occ.wall,
+            occ.partner,
+        )
+        assert find_occurrence(c, occ.id) == occ  # the gap day's 02:30 included
+    assert find_occurrence(c, "alex-sam/check_in/20260308T0300") is None  # not a start
+    assert find_occurrence(c, "alex-sam/nope/20260308T0230") is None
+    assert find_occurrence(c, "other/check_in/20260308T0230") is None
+
+
+def test_send_is_found_by_its_event_id_until_the_config_stops_naming_it() -> None:
+    from service.domain.sends import find_send, planned_sends
+
+    before = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["3h"]})
+    after = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["1h"]})
+    for send in planned_sends(before, utc(2026, 6, 1), utc(2026, 6, 3)):
+        assert find_send(before, send.occurrence_id, send.event_id) == send
+        found_after = find_send(after, send.occurrence_id, send.event_id)
+        assert (found_after is None) == (send.purpose == "reminder-3h")
