@@ -1,0 +1,221 @@
+"""The send path on a real prompt log (SQLite and PostgreSQL) and the real console sender."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from service.domain.clock import ManualClock
+from service.domain.couples import Couple
+from service.domain.sends import PlannedSend, planned_sends
+from service.senders import (
+    ConsoleSender,
+    Outgoing,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from service.sending import Outcome, SendPath, SendRequest
+from service.storage import PartnerStates, PromptLog, PromptState, make_engine, migrate
+from tests.databases import BACKENDS, database
+from tests.domain.builders import couple
+
+ALEX_QUIET = {"name": "Alex", "phone": "+15550000001", "quiet_hours": "22:00-07:00"}
+SAM = {"name": "Sam", "phone": "+15550000002"}
+
+
+@dataclass
+class Couples:
+    by_id: dict[str, Couple] = field(default_factory=dict)
+
+    def get(self, couple_id: str) -> Couple | None:
+        return self.by_id.get(couple_id)
+
+
+@dataclass
+class World:
+    path: SendPath
+    prompts: PromptLog
+    partners: PartnerStates
+    clock: ManualClock
+    couples: Couples
+    outbox: Path
+
+    def sent(self) -> list[dict[str, str]]:
+        if not self.outbox.exists():
+            return []
+        return [json.loads(line) for line in self.outbox.read_text().splitlines()]
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    with database(request.param, tmp_path) as url:
+        migrate(url)
+        engine = make_engine(url)
+        clock = ManualClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+        couples = Couples()
+        prompts, partners = PromptLog(engine), PartnerStates(engine)
+        outbox = tmp_path / "outbox.jsonl"
+        path = SendPath(couples, prompts, partners, ConsoleSender(outbox, io.StringIO()), clock)
+        yield World(path, prompts, partners, clock, couples, outbox)
+        engine.dispose()
+
+
+def _sends_to(c: Couple, partner: str = "alex") -> list[PlannedSend]:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    return [s for s in planned_sends(c, start, start + timedelta(days=3)) if s.partner == partner]
+
+
+def _first_send(c: Couple, partner: str = "alex") -> PlannedSend:
+    return _sends_to(c, partner)[0]
+
+
+def _request(send: PlannedSend) -> SendRequest:
+    return SendRequest(send.event_id, send.occurrence_id, send.couple, send.partner, send.due)
+
+
+def test_send_goes_out_once_however_often_it_is_delivered(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    world.clock.set(send.at)
+    first = world.path.handle(_request(send))
+    again = world.path.handle(_request(send))
+    assert first.outcome is Outcome.SENT
+    assert again.outcome is Outcome.DONE_BEFORE
+    (line,) = world.sent()
+    assert line["event_id"] == send.event_id
+    assert line["to"] == "+15550000001"
+    assert line["body"] == send.body
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert record.state is PromptState.SENT
+    assert record.provider_id == first.provider_id
+
+
+def test_concurrent_deliveries_of_one_event_send_once(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    world.clock.set(send.at)
+    outcomes: list[Outcome] = []
+
+    def deliver() -> None:
+        outcomes.append(world.path.handle(_request(send)).outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert outcomes.count(Outcome.SENT) == 1
+    assert len(world.sent()) == 1
+
+
+def test_opted_out_partner_gets_nothing_until_start(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    alex = _sends_to(c)
+    world.partners.set_opted_out(c.id, "alex", True, world.clock.now())
+    world.clock.set(alex[0].at)
+    assert world.path.handle(_request(alex[0])).outcome is Outcome.MISSED
+    record = world.prompts.get(alex[0].event_id)
+    assert record is not None
+    assert record.state is PromptState.MISSED
+    world.partners.set_opted_out(c.id, "alex", False, world.clock.now())
+    world.clock.set(alex[1].at)
+    assert world.path.handle(_request(alex[1])).outcome is Outcome.SENT
+    assert [line["event_id"] for line in world.sent()] == [alex[1].event_id]
+
+
+def test_paused_partner_is_skipped_until_the_pause_ends(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    alex = _sends_to(c)
+    world.partners.pause(c.id, "alex", alex[0].at + timedelta(hours=1), world.clock.now())
+    world.clock.set(alex[0].at)
+    assert world.path.handle(_request(alex[0])).outcome is Outcome.MISSED
+    world.clock.set(alex[1].at)
+    assert world.path.handle(_request(alex[1])).outcome is Outcome.SENT
+
+
+def test_send_arriving_in_quiet_hours_is_held_to_their_end(world: World) -> None:
+    c = couple({"kind": "check_in", "schedule": "every day at 20:00"}, partners=[ALEX_QUIET, SAM])
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    # A late catch-up: the 20:00 EDT prompt is handled at 23:30 EDT, inside 22:00-07:00.
+    world.clock.set(send.at + timedelta(hours=3, minutes=30))
+    held = world.path.handle(_request(send))
+    assert held.outcome is Outcome.HELD
+    assert held.retry_at is not None
+    assert held.retry_at.astimezone(c.partner_zone(c.partners[0])).strftime("%H:%M") == "07:00"
+    assert world.sent() == []
+    world.clock.set(held.retry_at)
+    assert world.path.handle(_request(send)).outcome is Outcome.SENT
+
+
+def test_send_the_config_no_longer_names_is_recorded_as_missed(world: World) -> None:
+    before = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["3h"]})
+    after = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["1h"]})
+    world.couples.by_id[before.id] = after  # edited after the event was scheduled
+    reminder = next(
+        s for s in planned_sends(before, world.clock.now(), world.clock.now() + timedelta(days=1))
+        if s.purpose == "reminder-3h"
+    )  # fmt: skip
+    world.clock.set(reminder.at)
+    result = world.path.handle(_request(reminder))
+    assert result.outcome is Outcome.MISSED
+    assert "no longer" in result.detail
+    world.couples.by_id.clear()
+    gone = world.path.handle(_request(_first_send(before, "sam")))
+    assert gone.outcome is Outcome.MISSED
+
+
+class FlakySender:
+    """Refuses the first ``failures`` sends as the provider would, then accepts."""
+
+    def __init__(self, error: Exception, failures: int = 1) -> None:
+        self.error, self.failures, self.accepted = error, failures, 0
+
+    def send(self, text: Outgoing, now: datetime) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        self.accepted += 1
+        return f"SM{self.accepted}"
+
+
+def test_retryable_error_releases_the_claim_and_the_retry_sends(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    sender = FlakySender(RetryableDeliveryError("rate limited", 20429))
+    path = SendPath(world.couples, world.prompts, world.partners, sender, world.clock)
+    send = _first_send(c)
+    world.clock.set(send.at)
+    with pytest.raises(RetryableDeliveryError):
+        path.handle(_request(send))
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert record.state is PromptState.PENDING
+    assert path.handle(_request(send)).outcome is Outcome.SENT
+    assert sender.accepted == 1
+
+
+def test_carrier_opt_out_fails_the_send_and_stops_later_ones(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    sender = FlakySender(PermanentDeliveryError("unsubscribed", 21610, opted_out=True))
+    path = SendPath(world.couples, world.prompts, world.partners, sender, world.clock)
+    alex = _sends_to(c)
+    world.clock.set(alex[0].at)
+    assert path.handle(_request(alex[0])).outcome is Outcome.FAILED
+    assert world.partners.get(c.id, "alex").opted_out
+    world.clock.set(alex[1].at)
+    assert path.handle(_request(alex[1])).outcome is Outcome.MISSED
+    assert sender.accepted == 0
