@@ -41,6 +41,7 @@ __all__ = [
     "SendPath",
     "SendRequest",
     "SendResult",
+    "record_missed",
 ]
 
 log = logging.getLogger("hearth.sending")
@@ -225,6 +226,25 @@ class SendPath:
             )
         state = record.state.value if record else "unknown"
         return SendResult(Outcome.DONE_BEFORE, f"already {state}")
+
+
+def record_missed(
+    couples: CoupleSource, prompts: PromptLog, event_id: str, reason: str, now: datetime
+) -> bool:
+    """Record a scheduled event that came due past its grace as missed; False if already settled.
+
+    Event ids are ``<occurrence id>/<purpose>/<partner>``, so the id alone names the send.
+    """
+    occurrence_id, _, partner = event_id.rpartition("/")
+    occurrence_id = occurrence_id.rpartition("/")[0]
+    key = parse_occurrence_id(occurrence_id)
+    couple = couples.get(key.couple)
+    send = find_send(couple, occurrence_id, event_id) if couple else None
+    due = send.due if send is not None else now
+    request = SendRequest(event_id, occurrence_id, key.couple, partner, due)
+    if not prompts.claim(_prompt(request, send), now):
+        return False
+    return prompts.mark_missed(event_id, reason, now)
 
 
 def _prompt(request: SendRequest, send: PlannedSend | None) -> Prompt:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from service.cli import serve
 from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
@@ -140,6 +141,10 @@ def migrate() -> None:
 def schema() -> None:
     """Print the JSON Schema of a couple file."""
     typer.echo(json.dumps(couple_json_schema(), indent=2, ensure_ascii=False))
+
+
+for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire):
+    app.command()(_command)
 
 
 def main() -> None:

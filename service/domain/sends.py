@@ -8,7 +8,7 @@ so that planning twice (two schedulers, a restart, a config reload) names the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from service.domain.couples import Couple, Partner, Ritual
@@ -21,12 +21,14 @@ __all__ = [
     "PlannedSend",
     "event_id",
     "find_send",
+    "fired_send",
     "planned_sends",
     "reminder_purpose",
     "sends_for",
 ]
 
 PROMPT = "prompt"
+FIRE = "fire-"
 # A send held by quiet hours goes out at most this much after it was due.
 _LONGEST_HOLD = timedelta(days=1)
 
@@ -71,7 +73,26 @@ def find_send(couple: Couple, occurrence: str, event: str) -> PlannedSend | None
     occ = find_occurrence(couple, occurrence)
     if occ is None:
         return None
+    purpose, _, partner = event.removeprefix(occurrence + "/").rpartition("/")
+    if purpose.startswith(FIRE):
+        try:
+            at = datetime.strptime(purpose.removeprefix(FIRE), "%Y%m%dT%H%M%S%z")
+            return fired_send(couple, occ, couple.partner(partner), at)
+        except (ValueError, KeyError):
+            return None
     return next((s for s in sends_for(couple, occ) if s.event_id == event), None)
+
+
+def fired_send(couple: Couple, occ: Occurrence, partner: Partner, at: datetime) -> PlannedSend:
+    """A prompt of ``occ`` sent by hand at ``at`` (``hearth fire``), with its own event id.
+
+    Its purpose, ``fire-<UTC instant>``, keeps it apart from the occurrence's scheduled
+    prompt, which still goes out at its time.
+    """
+    ritual = couple.ritual(occ.ritual)
+    tz = couple.partner_zone(partner)
+    purpose = FIRE + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%z")
+    return _send(couple, ritual, occ, partner, tz, None, at, at, purpose)
 
 
 def sends_for(
@@ -108,8 +129,9 @@ def _send(
     lead: timedelta | None,
     due: datetime,
     at: datetime,
+    purpose: str | None = None,
 ) -> PlannedSend:
-    purpose = reminder_purpose(lead) if lead else PROMPT
+    purpose = purpose or (reminder_purpose(lead) if lead else PROMPT)
     is_planner = occ.planner == partner.key
     which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
     planner = couple.partner(occ.planner).name if occ.planner else ""

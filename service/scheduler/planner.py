@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
     from service.domain.couples import Couple
 
-__all__ = ["Grace", "Scheduler", "scheduled_events"]
+__all__ = ["PROMPTS_QUEUE", "SEND_PROMPT", "Grace", "Scheduler", "scheduled_events"]
 
+# The actor and queue the scheduler's messages are for (workers/prompts.py declares them).
 SEND_PROMPT = "send_prompt"
+PROMPTS_QUEUE = "prompts"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,65 @@
+"""Building the running service's parts from ``Settings``: the one place adapters are chosen.
+
+Redis is ``REDIS_URL`` or the embedded server in the data dir (shared by every process of
+``hearth run``); the sender is Twilio when credentials are set, else the console/outbox.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from service.config.live import LiveConfig
+from service.embedded_redis import EmbeddedRedis
+from service.senders import ConsoleSender
+from service.sending import SendPath
+from service.storage import PartnerStates, PromptLog, make_engine
+
+if TYPE_CHECKING:
+    from service.domain.clock import Clock
+    from service.domain.couples import Couple
+    from service.senders import Sender
+    from service.settings import Settings
+
+__all__ = ["RefreshingCouples", "build_send_path", "build_sender", "redis_url"]
+
+
+def redis_url(settings: Settings) -> str:
+    """``REDIS_URL``, or the embedded server's URL (started now, or shared if running)."""
+    if settings.redis_url:
+        return settings.redis_url
+    return EmbeddedRedis(settings.data_dir).start()
+
+
+def build_sender(settings: Settings) -> Sender:
+    if settings.twilio_enabled:
+        from service.senders.twilio import TwilioSender  # noqa: PLC0415 - only with credentials
+
+        return TwilioSender.from_settings(settings)
+    return ConsoleSender(settings.outbox_path)
+
+
+class RefreshingCouples:
+    """The config directory for workers: re-read at most every ``every_s`` seconds."""
+
+    def __init__(self, live: LiveConfig, every_s: float = 2.0) -> None:
+        self.live = live
+        self._every_s = every_s
+        self._checked = float("-inf")
+
+    def get(self, couple_id: str) -> Couple | None:
+        if time.monotonic() - self._checked >= self._every_s:
+            self.live.refresh()
+            self._checked = time.monotonic()
+        return self.live.get(couple_id)
+
+
+def build_send_path(settings: Settings, clock: Clock) -> SendPath:
+    engine = make_engine(settings.log_url)
+    return SendPath(
+        RefreshingCouples(LiveConfig(settings.config_dir)),
+        PromptLog(engine),
+        PartnerStates(engine),
+        build_sender(settings),
+        clock,
+    )

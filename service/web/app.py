@@ -1,0 +1,63 @@
+"""The FastAPI app. ``/healthz`` answers 200 when Redis and the log database answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.storage import make_engine
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, redis_url: str) -> FastAPI:
+    """The app for ``settings``; ``redis_url`` is the Redis the rest of the service uses."""
+    redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    engine = make_engine(settings.log_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        redis.close()
+        engine.dispose()
+
+    app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        checks = {"redis": _redis_state(redis), "database": _database_state(engine)}
+        healthy = all(state == "ok" for state in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", **checks},
+            status_code=200 if healthy else 503,
+        )
+
+    return app
+
+
+def _redis_state(redis: Redis) -> str:
+    try:
+        redis.ping()
+    except RedisError as e:
+        return f"unavailable: {type(e).__name__}"
+    return "ok"
+
+
+def _database_state(engine: Engine) -> str:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        return f"unavailable: {type(e).__name__}"
+    return "ok"

@@ -1,0 +1,119 @@
+"""`hearth run` as a newcomer runs it: one command, a prompt within seconds, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HEARTH = Path(sys.executable).with_name("hearth")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate: object, timeout_s: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: Path) -> None:
+    config = tmp_path / "couples"
+    shutil.copytree(ROOT / "config" / "couples", config)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env |= {"HEARTH_DATA_DIR": str(tmp_path / "var"), "HEARTH_CONFIG_DIR": str(config)}
+    port = _free_port()
+    log = (tmp_path / "run.log").open("w")
+    run = subprocess.Popen(
+        [str(HEARTH), "run", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    outbox = tmp_path / "var" / "outbox.jsonl"
+    try:
+        _wait(lambda: _healthy(port), 60, "/healthz")
+        fired = subprocess.run(
+            [str(HEARTH), "fire", "alex-and-sam", "check_in", "--partner", "Sam"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert fired.returncode == 0, fired.stderr
+        _wait(outbox.exists, 30, "the outbox")
+        _wait(lambda: len(outbox.read_text().splitlines()) >= 1, 30, "a line in the outbox")
+        (record,) = [json.loads(line) for line in outbox.read_text().splitlines()]
+        assert record["partner"] == "sam"
+        assert record["to"] == "+4915112340002"
+        assert record["body"].startswith("Hi Sam, check-in time.")
+        assert {"event_id", "occurrence_id", "couple", "ritual", "sent_at"} <= set(record)
+        banner = (tmp_path / "run.log").read_text()
+        assert "next prompts:" in banner
+        assert f"http://127.0.0.1:{port}/healthz" in banner
+        assert "[sms to sam of alex-and-sam] Hi Sam" in banner
+        assert "+4915112340002" not in banner  # phone numbers never reach the console log
+        redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=60)
+        log.close()
+    assert code == 0
+    assert not _alive(redis_pid), "the embedded Redis outlived `hearth run`"
+    children = subprocess.run(
+        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert [pid for pid in children if _alive(int(pid))] == []
+
+
+def test_fire_names_what_is_unknown(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {
+        "HEARTH_DATA_DIR": str(tmp_path / "var"),
+        "HEARTH_CONFIG_DIR": str(ROOT / "config/couples"),
+    }
+    for args, needle in (
+        (["nobody", "check_in"], "no couple 'nobody'"),
+        (["alex-and-sam", "yoga"], "has no ritual 'yoga'"),
+        (["alex-and-sam", "check_in", "--partner", "Kim"], "has no partner 'Kim'"),
+        (["alex-and-sam", "check_in"], "start `hearth run` first"),
+    ):
+        result = subprocess.run(
+            [str(HEARTH), "fire", *args], env=env, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert needle in result.stderr
+
+
+def _healthy(port: int) -> bool:
+    try:
+        reply = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return reply.status_code == 200 and reply.json() == {
+        "status": "ok",
+        "redis": "ok",
+        "database": "ok",
+    }

@@ -1,0 +1,20 @@
+"""What the ``dramatiq`` command imports: the broker from settings, the actors, the send path.
+
+``hearth worker`` runs ``dramatiq workers.main``; every worker process imports this module.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from service.runtime import build_send_path, redis_url
+from service.settings import load_settings
+from service.system_clock import SystemClock
+from workers import prompts
+
+settings = load_settings()
+broker = RedisBroker(url=redis_url(settings))  # type: ignore[no-untyped-call]
+dramatiq.set_broker(broker)
+send_prompt = prompts.declare(broker)
+prompts.use(build_send_path(settings, SystemClock()))

@@ -1,0 +1,87 @@
+"""The ``send_prompt`` actor: decode the message, call ``SendPath.handle``, done.
+
+Declared on a broker by ``declare(broker)`` rather than at import, so importing this module
+never connects anywhere; ``workers.main`` declares it for the ``dramatiq`` command.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+
+from service.scheduler.planner import PROMPTS_QUEUE, SEND_PROMPT
+from service.senders import RetryableDeliveryError
+from service.sending import SendPath, SendRequest
+from service.storage import StorageError
+from service.system_clock import SystemClock
+
+if TYPE_CHECKING:
+    from dramatiq import Actor, Broker
+
+__all__ = ["declare", "use"]
+
+MAX_RETRIES = 20
+
+_state: dict[str, Any] = {"path": None, "actor": None}
+
+
+def use(path: SendPath) -> None:
+    """Give the actor its send path (the worker's start-up, or a test)."""
+    _state["path"] = path
+
+
+def send_prompt(
+    event_id: str,
+    occurrence_id: str,
+    couple: str,
+    ritual: str,
+    partner: str,
+    purpose: str,
+    due: str,
+) -> None:
+    path: SendPath | None = _state["path"]
+    if path is None:
+        raise RuntimeError("workers.prompts.use(send_path) was not called")
+    result = path.handle(
+        SendRequest(event_id, occurrence_id, couple, partner, datetime.fromisoformat(due))
+    )
+    if result.retry_at is not None:
+        # Held by quiet hours, or claimed by another worker: come back then, as a new message.
+        wait = result.retry_at - SystemClock().now()
+        delay_ms = max(0, int(wait.total_seconds() * 1000))
+        actor: Actor[..., None] = _state["actor"]
+        actor.send_with_options(
+            kwargs={
+                "event_id": event_id,
+                "occurrence_id": occurrence_id,
+                "couple": couple,
+                "ritual": ritual,
+                "partner": partner,
+                "purpose": purpose,
+                "due": due,
+            },
+            delay=delay_ms,
+        )
+
+
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    # Rate limits, provider 5xx and an unreachable database are worth another try;
+    # permanent delivery errors are recorded by the send path and never raised here.
+    return retries < MAX_RETRIES and isinstance(exc, RetryableDeliveryError | StorageError)
+
+
+def declare(broker: Broker) -> Actor[..., None]:
+    """Declare ``send_prompt`` on ``broker`` and return it."""
+    actor: Actor[..., None] = dramatiq.actor(
+        actor_name=SEND_PROMPT,
+        queue_name=PROMPTS_QUEUE,
+        broker=broker,
+        retry_when=_retry_when,
+        min_backoff=15_000,
+        max_backoff=3_600_000,
+        time_limit=60_000,
+    )(send_prompt)
+    _state["actor"] = actor
+    return actor
