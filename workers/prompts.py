@@ -72,15 +72,21 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return retries < MAX_RETRIES and isinstance(exc, RetryableDeliveryError | StorageError)
 
 
-def declare(broker: Broker) -> Actor[..., None]:
-    """Declare ``send_prompt`` on ``broker`` and return it."""
+def declare(
+    broker: Broker, *, min_backoff_ms: int = 15_000, max_backoff_ms: int = 3_600_000
+) -> Actor[..., None]:
+    """Declare ``send_prompt`` on ``broker`` and return it.
+
+    Retries back off exponentially (with jitter, Dramatiq's Retries middleware) from
+    ``min_backoff_ms``; Twilio says a 429 is always safe to retry.
+    """
     actor: Actor[..., None] = dramatiq.actor(
         actor_name=SEND_PROMPT,
         queue_name=PROMPTS_QUEUE,
         broker=broker,
         retry_when=_retry_when,
-        min_backoff=15_000,
-        max_backoff=3_600_000,
+        min_backoff=min_backoff_ms,
+        max_backoff=max_backoff_ms,
         time_limit=60_000,
     )(send_prompt)
     _state["actor"] = actor
