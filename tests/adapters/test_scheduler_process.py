@@ -1,0 +1,118 @@
+"""The scheduler process against real Redis and SQLite: edits while running, a driven clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from service.domain.clock import ManualClock
+from service.scheduler.process import run
+from service.scheduler.store import ScheduleStore
+from service.settings import load_settings
+from service.storage import PromptLog, PromptState, make_engine, migrate
+from tests.couple_texts import VALID
+from tests.domain.builders import utc
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _write(path: Path, text: str, tick: int) -> None:
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + tick * 1_000_000_000))
+
+
+class Running:
+    def __init__(self, clock: ManualClock, stop: threading.Event, thread: threading.Thread):
+        self.clock, self.stop, self.thread = clock, stop, thread
+
+
+@pytest.fixture
+def scheduler(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Running, Path, Redis]]:
+    config = tmp_path / "couples"
+    config.mkdir()
+    _write(config / "a.yaml", VALID, 0)  # check-in every day at 21:00 Berlin
+    database = f"sqlite:///{tmp_path / 'hearth.sqlite3'}"
+    migrate(database)
+    for name, value in {
+        "HEARTH_CONFIG_DIR": str(config),
+        "HEARTH_DATA_DIR": str(tmp_path / "var"),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database,
+    }.items():
+        monkeypatch.setenv(name, value)
+    clock = ManualClock(utc(2026, 11, 25, 12))
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run,
+        args=(load_settings(), clock, stop),
+        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        daemon=True,
+    )
+    thread.start()
+    redis = Redis.from_url(redis_url)
+    try:
+        yield Running(clock, stop, thread), config, redis
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        redis.close()
+    assert not thread.is_alive()
+
+
+def test_edits_while_running_replan_and_a_broken_edit_keeps_the_last_good_version(
+    scheduler: tuple[Running, Path, Redis], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, config, redis = scheduler
+    store = ScheduleStore(redis, queue="prompts")
+
+    def times() -> set[str]:
+        return {event_id.split("/")[2][-4:] for event_id, _ in store.pending("a")}
+
+    _wait(lambda: times() == {"2100"}, "the first plan")
+    _write(config / "a.yaml", VALID.replace("at 21:00", "at 20:00"), 1)
+    _wait(lambda: times() == {"2000"}, "the edited plan")
+    with caplog.at_level(logging.ERROR, logger="hearth.config"):
+        _write(config / "a.yaml", VALID.replace("at 21:00", "at 25:00"), 2)
+        _wait(lambda: "rituals[0].schedule" in caplog.text, "the error to be logged")
+    assert f"{config / 'a.yaml'}:9:" in caplog.text
+    assert times() == {"2000"}  # the last good version keeps running
+    (config / "a.yaml").unlink()
+    _wait(lambda: store.pending("a") == [], "removal to drop the couple's sends")
+
+
+def test_due_sends_are_enqueued_and_sends_past_grace_recorded_as_missed(
+    scheduler: tuple[Running, Path, Redis], tmp_path: Path
+) -> None:
+    running, _, redis = scheduler
+    store = ScheduleStore(redis, queue="prompts")
+    _wait(lambda: bool(store.pending("a")), "the first plan")
+    # 21:00 Berlin on the 25th is 20:00 UTC: enqueue it on time.
+    running.clock.set(utc(2026, 11, 25, 20, 0, 30))
+    _wait(lambda: redis.llen("dramatiq:prompts") == 2, "the two prompts in the queue")
+    # Then the scheduler "sleeps" through the 26th's prompts: 3 h late is past the 2 h grace.
+    running.clock.set(utc(2026, 11, 26, 23))
+    log = PromptLog(make_engine(f"sqlite:///{tmp_path / 'hearth.sqlite3'}"))
+    _wait(lambda: log.counts().get(PromptState.MISSED, 0) == 2, "two missed sends in the log")
+    assert redis.llen("dramatiq:prompts") == 2
+    record = log.get("a/check_in/20261126T2100/prompt/alex")
+    assert record is not None
+    assert record.state is PromptState.MISSED
+    assert record.error == "came due past its grace"
