@@ -194,3 +194,22 @@ def test_tick_cost_follows_due_events_not_couples(redis: Redis) -> None:
     assert datetime.fromtimestamp(max(planned_until.values()) / 1000, UTC) == now + timedelta(
         days=2
     )
+
+
+def test_quiet_hours_hold_across_spring_forward_in_the_schedule(redis: Redis) -> None:
+    c = couple(
+        {"kind": "check_in", "schedule": "every day at 23:00"},
+        partners=[
+            {"name": "Alex", "phone": "+15550000001", "quiet_hours": "22:00-07:00"},
+            {"name": "Sam", "phone": "+15550000002"},
+        ],
+    )
+    scheduler = _scheduler(redis)
+    start = utc(2026, 3, 7, 12)
+    scheduler.set_couples({c.id: c}, start)
+    scheduler.tick(start)
+    fire = dict(ScheduleStore(redis, queue=QUEUE).pending(c.id))
+    # Due 23:00 EST on Mar 7; Alex's quiet hours end at 07:00 local, which is EDT by then.
+    held = fire["alex-sam/check_in/20260307T2300/prompt/alex"]
+    assert held == utc(2026, 3, 8, 11, 0)  # 07:00 EDT
+    assert fire["alex-sam/check_in/20260307T2300/prompt/sam"] == utc(2026, 3, 8, 4, 0)  # 23:00 EST

@@ -116,3 +116,31 @@ def test_due_sends_are_enqueued_and_sends_past_grace_recorded_as_missed(
     assert record is not None
     assert record.state is PromptState.MISSED
     assert record.error == "came due past its grace"
+
+
+def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
+    scheduler: tuple[Running, Path, Redis],
+) -> None:
+    first, _, redis = scheduler
+    second_stop = threading.Event()
+    second = threading.Thread(
+        target=run,
+        args=(load_settings(), first.clock, second_stop),
+        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        daemon=True,
+    )
+    second.start()
+    try:
+        store = ScheduleStore(redis, queue="prompts")
+        _wait(lambda: bool(store.pending("a")), "the first plan")
+        first.stop.set()  # the first scheduler dies
+        first.thread.join(timeout=10)
+        first.clock.set(utc(2026, 11, 25, 20, 0, 30))
+        _wait(lambda: redis.llen("dramatiq:prompts") == 2, "the survivor to enqueue")
+        first.clock.set(utc(2026, 11, 26, 20, 0, 30))
+        _wait(lambda: redis.llen("dramatiq:prompts") == 4, "the next day's prompts")
+    finally:
+        second_stop.set()
+        second.join(timeout=10)
+    ids = [i.decode() for i in redis.lrange("dramatiq:prompts", 0, -1)]
+    assert len(ids) == len(set(ids)) == 4
