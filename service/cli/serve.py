@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -131,7 +131,6 @@ def fire(
     if found is None:
         known = ", ".join(sorted(loaded.couples)) or "none"
         _fail(f"no couple {couple!r} in {settings.config_dir} (couples: {known})")
-    assert found is not None
     try:
         chosen = found.ritual(ritual)
     except KeyError:
@@ -160,7 +159,6 @@ def fire(
         )
         if occurrence is None:
             _fail(f"{couple}/{ritual} has no occurrence in the coming year to prompt for")
-        assert occurrence is not None
         send = fired_send(found, occurrence, person, now)
         actor.send(
             event_id=send.event_id,
@@ -186,7 +184,7 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
