@@ -7,6 +7,7 @@ Redis is ``REDIS_URL`` or the embedded server in the data dir (shared by every p
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from service.config.live import LiveConfig
@@ -58,7 +59,7 @@ def build_send_path(settings: Settings, clock: Clock) -> SendPath:
     engine = make_engine(settings.log_url)
     return SendPath(
         RefreshingCouples(LiveConfig(settings.config_dir)),
-        PromptLog(engine),
+        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
         PartnerStates(engine),
         build_sender(settings),
         clock,

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         validation_alias="HEARTH_PUBLIC_URL",
         description="The URL the world (Twilio, calendar apps) reaches Hearth at.",
     )
+    prompt_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="HEARTH_PROMPT_LEASE_S",
+        description="Seconds a worker's claim on a send holds before another worker may take "
+        "it over; keep it longer than the send actor's 60 s time limit.",
+    )
     outbox: Path | None = Field(
         default=None,
         validation_alias="HEARTH_OUTBOX",

@@ -14,7 +14,11 @@ from service.system_clock import SystemClock
 from workers import prompts
 
 settings = load_settings()
-broker = RedisBroker(url=redis_url(settings))  # type: ignore[no-untyped-call]
+# A crashed worker's unacknowledged messages come back once its heartbeat is this old and a
+# maintenance pass runs; Dramatiq's defaults (60 s, 0.1 % of commands) often take 10-20 min.
+broker = RedisBroker(  # type: ignore[no-untyped-call]
+    url=redis_url(settings), heartbeat_timeout=30_000, maintenance_chance=20_000
+)
 dramatiq.set_broker(broker)
 send_prompt = prompts.declare(broker)
 prompts.use(build_send_path(settings, SystemClock()))

@@ -11,6 +11,7 @@ from service.settings import SettingsInvalid, load_settings
 VARS = (
     "HEARTH_CONFIG_DIR", "HEARTH_DATA_DIR", "REDIS_URL", "DATABASE_URL", "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "HEARTH_PUBLIC_URL", "HEARTH_OUTBOX",
+    "HEARTH_PROMPT_LEASE_S",
 )  # fmt: skip
 SID = "AC" + "a" * 32
 
