@@ -6,12 +6,14 @@ A bad value stops start-up with a message that names the variable (``SettingsInv
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.durations import parse_duration
 from service.domain.errors import HearthError
 
 __all__ = ["Settings", "SettingsInvalid", "load_settings"]
@@ -67,11 +69,26 @@ class Settings(BaseSettings):
         description="Seconds a worker's claim on a send holds before another worker may take "
         "it over; keep it longer than the send actor's 60 s time limit.",
     )
+    grace_prompt: timedelta = Field(
+        default=timedelta(hours=2),
+        validation_alias="HEARTH_GRACE_PROMPT",
+        description="How late a prompt may still go out after downtime (45m, 2h, PT2H).",
+    )
+    grace_reminder: timedelta = Field(
+        default=timedelta(hours=2),
+        validation_alias="HEARTH_GRACE_REMINDER",
+        description="How late a reminder may go out; never once its occurrence has started.",
+    )
     outbox: Path | None = Field(
         default=None,
         validation_alias="HEARTH_OUTBOX",
         description="JSON lines the console sender appends to; default <data dir>/outbox.jsonl.",
     )
+
+    @field_validator("grace_prompt", "grace_reminder", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("redis_url")
     @classmethod

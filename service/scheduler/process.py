@@ -15,7 +15,7 @@ from redis import Redis
 
 from service.config.live import LiveConfig
 from service.runtime import redis_url
-from service.scheduler.planner import PROMPTS_QUEUE, Scheduler
+from service.scheduler.planner import PROMPTS_QUEUE, Grace, Scheduler
 from service.scheduler.store import ScheduleStore
 from service.sending import record_missed
 from service.storage import PromptLog, make_engine
@@ -50,7 +50,12 @@ def run(
             "%d sends came due past their grace and were recorded as missed", len(event_ids)
         )
 
-    scheduler = Scheduler(ScheduleStore(redis, queue=PROMPTS_QUEUE), redis, on_missed=missed)
+    scheduler = Scheduler(
+        ScheduleStore(redis, queue=PROMPTS_QUEUE),
+        redis,
+        grace=Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder),
+        on_missed=missed,
+    )
     ticks = 0
     try:
         while not stop.is_set():

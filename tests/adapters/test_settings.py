@@ -11,7 +11,7 @@ from service.settings import SettingsInvalid, load_settings
 VARS = (
     "HEARTH_CONFIG_DIR", "HEARTH_DATA_DIR", "REDIS_URL", "DATABASE_URL", "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "HEARTH_PUBLIC_URL", "HEARTH_OUTBOX",
-    "HEARTH_PROMPT_LEASE_S",
+    "HEARTH_PROMPT_LEASE_S", "HEARTH_GRACE_PROMPT", "HEARTH_GRACE_REMINDER",
 )  # fmt: skip
 SID = "AC" + "a" * 32
 
@@ -71,4 +71,18 @@ def test_twilio_settings_go_together_and_are_checked(monkeypatch: pytest.MonkeyP
     assert load_settings().twilio_enabled
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC123")
     with pytest.raises(SettingsInvalid, match="TWILIO_ACCOUNT_SID must look like"):
+        load_settings()
+
+
+def test_grace_windows_read_friendly_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    assert load_settings().grace_prompt == timedelta(hours=2)
+    monkeypatch.setenv("HEARTH_GRACE_PROMPT", "45m")
+    monkeypatch.setenv("HEARTH_GRACE_REMINDER", "PT1H30M")
+    settings = load_settings()
+    assert settings.grace_prompt == timedelta(minutes=45)
+    assert settings.grace_reminder == timedelta(hours=1, minutes=30)
+    monkeypatch.setenv("HEARTH_GRACE_PROMPT", "soon")
+    with pytest.raises(SettingsInvalid, match="HEARTH_GRACE_PROMPT: 'soon' is not a duration"):
         load_settings()
