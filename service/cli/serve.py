@@ -280,7 +280,7 @@ def _banner(settings: Settings, redis: str, web: str) -> None:
     for failure in loaded.failures:
         for issue in failure.issues:
             typer.echo(f"  config error: {issue}")
-    if loaded.couples:
-        first = next(iter(loaded.couples.values()))
-        typer.echo(f"  to see a prompt now: hearth fire {first.id} {first.rituals[0].id}")
+    example = next((c for c in loaded.couples.values() if c.rituals), None)
+    if example is not None:
+        typer.echo(f"  to see a prompt now: hearth fire {example.id} {example.rituals[0].id}")
     sys.stdout.flush()
