@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from service.domain.clock import Clock
     from service.domain.couples import Couple, Partner
     from service.senders import Sender
-    from service.storage import PartnerStates, PromptLog
+    from service.storage import PartnerState, PartnerStates, PromptLog
 
 __all__ = [
     "DEFAULT_GUARDS",
@@ -85,7 +85,7 @@ class Context:
     now: datetime
     couple: Couple | None
     send: PlannedSend | None
-    partners: PartnerStates
+    partner_state: PartnerState  # read once per send, for every guard that needs it
 
 
 class Guard(Protocol):
@@ -109,7 +109,7 @@ class OptedOut:
     """A partner who replied STOP gets nothing until START."""
 
     def check(self, ctx: Context) -> SendResult | None:
-        if ctx.partners.get(ctx.request.couple, ctx.request.partner).opted_out:
+        if ctx.partner_state.opted_out:
             return SendResult(Outcome.MISSED, "the partner opted out")
         return None
 
@@ -118,7 +118,7 @@ class Paused:
     """A partner who replied PAUSE gets nothing until the pause ends."""
 
     def check(self, ctx: Context) -> SendResult | None:
-        state = ctx.partners.get(ctx.request.couple, ctx.request.partner)
+        state = ctx.partner_state
         if state.paused_at(ctx.now):
             return SendResult(Outcome.MISSED, f"the partner paused until {state.paused_until}")
         return None
@@ -167,7 +167,8 @@ class SendPath:
         send = find_send(couple, request.occurrence_id, request.event_id) if couple else None
         if not self._prompts.claim(_prompt(request, send), now):
             return self._not_claimed(request, now)
-        ctx = Context(request, now, couple, send, self._partners)
+        state = self._partners.get(request.couple, request.partner)
+        ctx = Context(request, now, couple, send, state)
         for guard in self._guards:
             verdict = guard.check(ctx)
             if verdict is None:

@@ -51,19 +51,25 @@ class LiveConfig:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._files: dict[Path, _File] = {}
+        self._couples: dict[str, Couple] = {}
 
     @property
     def couples(self) -> dict[str, Couple]:
         """Every couple that has a good version, by id (first file wins on a clash)."""
+        return dict(self._couples)
+
+    def get(self, couple_id: str) -> Couple | None:
+        """One couple; a dictionary lookup, however many couples there are (workers call it
+        for every send)."""
+        return self._couples.get(couple_id)
+
+    def _index(self) -> dict[str, Couple]:
         out: dict[str, Couple] = {}
         for path in sorted(self._files):
             couple = self._files[path].couple
             if couple is not None:
                 out.setdefault(couple.id, couple)
         return out
-
-    def get(self, couple_id: str) -> Couple | None:
-        return self.couples.get(couple_id)
 
     def refresh(self) -> Refresh:
         """Reload what changed on disk since the last call; never raises for a bad file."""
@@ -78,6 +84,7 @@ class LiveConfig:
             return result
         for path in set(self._files) - set(present):
             del self._files[path]
+        self._couples = self._index()
         for path, st in present.items():
             stamp = (st.st_mtime_ns, st.st_size)
             known = self._files.get(path)
@@ -96,7 +103,7 @@ class LiveConfig:
                 )
                 couple = last
             self._files[path] = _File(stamp, couple)
-        after = self.couples
+        self._couples = after = self._index()
         result.removed = sorted(set(before) - set(after))
         result.changed = sorted(c for c in after if before.get(c) != after[c])
         return result

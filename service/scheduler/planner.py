@@ -83,8 +83,12 @@ class Scheduler:
                 self._replan(couple, now)
         self._couples = dict(couples)
 
-    def tick(self, now: datetime, batch: int = 5000) -> Claimed:
-        """Top up couples whose plan runs short, then enqueue everything due at ``now``."""
+    def tick(self, now: datetime, batch: int = 1000) -> Claimed:
+        """Top up couples whose plan runs short, then enqueue everything due at ``now``.
+
+        ``batch`` bounds each claim script: Redis serves nobody else while one runs (about
+        80 ms per 1,000 events here), and larger batches measured no faster.
+        """
         self._top_up(now)
         enqueued, missed = 0, []
         while True:
