@@ -675,7 +675,7 @@ STEPS = (
     "config lookup (RefreshingCouples.get)",
     "find_send (re-plan the occurrence)",
     "SQL claim (INSERT ... RETURNING, commit)",
-    "SQL partner state x2 (OptedOut, Paused)",
+    "SQL partner state (OptedOut, Paused)",
     "console sender (outbox append + print)",
     "SQL mark_sent (UPDATE, commit)",
 )
@@ -759,8 +759,7 @@ def _steps(parts: Parts, events: Sequence[ScheduledEvent]) -> list[float]:
         if not parts.prompts.claim(Prompt.from_planned(send), now):
             raise SystemExit(f"FAIL: {e.event_id} was claimed before")
         marks.append(time.perf_counter())
-        parts.partners.get(e.couple, send.partner)
-        parts.partners.get(e.couple, send.partner)
+        parts.partners.get(e.couple, send.partner)  # once, shared by OptedOut and Paused
         marks.append(time.perf_counter())
         partner = couple.partner(send.partner)
         text = Outgoing(
