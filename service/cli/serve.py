@@ -123,6 +123,7 @@ def fire(
     """Send a ritual's prompt now, through the same queue and actor as scheduled ones."""
     from dramatiq.brokers.redis import RedisBroker  # noqa: PLC0415 - heavy imports
 
+    from service.scheduler.planner import message_kwargs  # noqa: PLC0415
     from workers.prompts import declare  # noqa: PLC0415
 
     settings = _settings()
@@ -160,15 +161,7 @@ def fire(
         if occurrence is None:
             _fail(f"{couple}/{ritual} has no occurrence in the coming year to prompt for")
         send = fired_send(found, occurrence, person, now)
-        actor.send(
-            event_id=send.event_id,
-            occurrence_id=send.occurrence_id,
-            couple=send.couple,
-            ritual=send.ritual,
-            partner=send.partner,
-            purpose=send.purpose,
-            due=send.due.isoformat(),
-        )
+        actor.send(**message_kwargs(send))
         typer.echo(f"queued {send.event_id}")
     broker.close()
 

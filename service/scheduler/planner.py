@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
     from service.domain.couples import Couple
 
-__all__ = ["PROMPTS_QUEUE", "SEND_PROMPT", "Grace", "Scheduler", "scheduled_events"]
+__all__ = [
+    "PROMPTS_QUEUE",
+    "SEND_PROMPT",
+    "Grace",
+    "Scheduler",
+    "message_kwargs",
+    "scheduled_events",
+]
 
 # The actor and queue the scheduler's messages are for (workers/prompts.py declares them).
 SEND_PROMPT = "send_prompt"
@@ -143,11 +150,12 @@ def _event(send: PlannedSend, grace: Grace) -> ScheduledEvent:
         fire_at=send.at,
         deadline=deadline,
         actor=SEND_PROMPT,
-        kwargs=_kwargs(send),
+        kwargs=message_kwargs(send),
     )
 
 
-def _kwargs(send: PlannedSend) -> dict[str, str]:
+def message_kwargs(send: PlannedSend) -> dict[str, str]:
+    """The ``send_prompt`` message's arguments for ``send``: ids only, never the body."""
     return {
         "event_id": send.event_id,
         "occurrence_id": send.occurrence_id,
