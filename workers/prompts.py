@@ -6,8 +6,9 @@ never connects anywhere; ``workers.main`` declares it for the ``dramatiq`` comma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dramatiq
 
@@ -24,12 +25,21 @@ __all__ = ["declare", "use"]
 
 MAX_RETRIES = 20
 
-_state: dict[str, Any] = {"path": None, "actor": None}
+
+@dataclass
+class _Wiring:
+    """What the actor needs at run time, set by the worker's start-up (or a test)."""
+
+    path: SendPath | None = None
+    actor: Actor[..., None] | None = None
+
+
+_wiring = _Wiring()
 
 
 def use(path: SendPath) -> None:
     """Give the actor its send path (the worker's start-up, or a test)."""
-    _state["path"] = path
+    _wiring.path = path
 
 
 def send_prompt(
@@ -41,9 +51,9 @@ def send_prompt(
     purpose: str,
     due: str,
 ) -> None:
-    path: SendPath | None = _state["path"]
-    if path is None:
-        raise RuntimeError("workers.prompts.use(send_path) was not called")
+    path, actor = _wiring.path, _wiring.actor
+    if path is None or actor is None:
+        raise RuntimeError("call workers.prompts.declare(broker) and use(send_path) first")
     result = path.handle(
         SendRequest(event_id, occurrence_id, couple, partner, datetime.fromisoformat(due))
     )
@@ -51,7 +61,6 @@ def send_prompt(
         # Held by quiet hours, or claimed by another worker: come back then, as a new message.
         wait = result.retry_at - SystemClock().now()
         delay_ms = max(0, int(wait.total_seconds() * 1000))
-        actor: Actor[..., None] = _state["actor"]
         actor.send_with_options(
             kwargs={
                 "event_id": event_id,
@@ -89,5 +98,5 @@ def declare(
         max_backoff=max_backoff_ms,
         time_limit=60_000,
     )(send_prompt)
-    _state["actor"] = actor
+    _wiring.actor = actor
     return actor

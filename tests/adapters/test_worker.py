@@ -150,8 +150,7 @@ def rig(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Rig]:
     # declare() and use() keep the actor and the send path in the module; put them back after.
-    monkeypatch.setitem(prompts._state, "path", None)
-    monkeypatch.setitem(prompts._state, "actor", None)
+    monkeypatch.setattr(prompts, "_wiring", prompts._Wiring())
     with database(request.param, tmp_path) as url:
         migrate(url)
         engine = make_engine(url)
