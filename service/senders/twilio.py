@@ -109,6 +109,12 @@ def delivery_error(error: Exception, *, body: str | None = None) -> DeliveryErro
         message = _scrub(f"Twilio answered HTTP {status} (error {code}): {said}", body)
         if code == OPTED_OUT:
             return PermanentDeliveryError(message, code, opted_out=True)
+        if status in (401, 403):
+            # Our credentials, not the text: failing every send for good over a rotated
+            # token would lose them all; retried with backoff while someone fixes it.
+            return RetryableDeliveryError(
+                f"{message} — check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", code
+            )
         if status == 429 or status >= 500 or status < 400:
             return RetryableDeliveryError(message, code)
         return PermanentDeliveryError(message, code)

@@ -250,3 +250,12 @@ def test_twilio_signature_fails_for_http_instead_of_https() -> None:
 def test_twilio_signature_fails_for_another_auth_token() -> None:
     signature = RequestValidator("another-token").compute_signature(WEBHOOK, REPLY)
     assert not RequestValidator(AUTH_TOKEN).validate(WEBHOOK, REPLY, signature)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_retried_not_failed_for_good(status: int) -> None:
+    error = delivery_error(
+        TwilioRestException(status, "https://api.twilio.com/x", msg="Authenticate", code=20003)
+    )
+    assert isinstance(error, RetryableDeliveryError)
+    assert "TWILIO_AUTH_TOKEN" in str(error)
