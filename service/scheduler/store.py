@@ -6,17 +6,22 @@ Keys (``ns`` is the store's namespace, ``hearth`` by default):
     {ns}:events           hash: event id -> the encoded Dramatiq message, ready to enqueue
     {ns}:meta             hash: event id -> "<deadline ms> <couple>"; past the deadline an
                           event is recorded as missed, never sent
-    {ns}:couple:{couple}  set: the couple's pending event ids, so an edit can drop them
-    {ns}:fired:{event}    string with a TTL: this event was enqueued or recorded as missed
+    {ns}:couple:{couple}  sorted set: the couple's event ids by fire instant, so an edit can
+                          drop its pending ones; claimed ids linger there until ``add``
+                          prunes entries older than a day, which keeps the claim free of
+                          per-couple writes
+    {ns}:fired            sorted set: event id -> when it was enqueued or recorded as missed;
+                          entries older than ``FIRED_TTL_S`` are pruned by the claim
     {ns}:missed           list: event ids that came due after their deadline
 
-``claim_due`` is one Lua script: it takes every due event, and either pushes its message onto
-the Dramatiq queue exactly as ``RedisBroker.enqueue`` would (``HSET {dq}:{queue}.msgs`` +
-``RPUSH {dq}:{queue}``) or records it as missed, removes it from the schedule and marks it
-fired — all in one atomic step. Two schedulers calling it at once can never both enqueue an
-event, and a scheduler that dies mid-tick loses nothing: the script ran whole or not at all.
-``add`` refuses events marked fired, so re-planning after a restart cannot schedule an event
-again. The worker's unique key in the SQL prompt log is the last guard (issue [B]).
+``claim_due`` is one Lua script: it takes a batch of due events, pushes the messages of those
+still within their deadline onto the Dramatiq queue exactly as ``RedisBroker.enqueue`` would
+(``HSET {dq}:{queue}.msgs`` + ``RPUSH {dq}:{queue}``), records the others as missed, removes
+the batch from the schedule and marks it fired, all in one atomic step and with one bulk
+command per key rather than one per event. Two schedulers calling it at once can never both
+enqueue an event, and a scheduler that dies mid-tick loses nothing: the script ran whole or
+not at all. ``add`` refuses events marked fired, so re-planning after a restart cannot
+schedule an event again. The worker's unique key in the SQL prompt log is the last guard.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ __all__ = ["Claimed", "ScheduleStore", "ScheduledEvent"]
 
 # How long a fired marker outlives its event: longer than any re-plan reaches back.
 FIRED_TTL_S = 14 * 24 * 3600
+# A couple's index forgets claimed events this long after they fired.
+INDEX_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +81,15 @@ class ScheduleStore:
         self._claim = redis.register_script(_CLAIM)
         self._drop = redis.register_script(_DROP)
 
-    def add(self, events: Iterable[ScheduledEvent]) -> int:
+    def add(self, events: Iterable[ScheduledEvent], now: datetime | None = None) -> int:
         """Schedule events (idempotent per event id); returns how many were new or moved.
 
         Events already fired are skipped, so planning the same window twice is harmless.
+        With ``now``, the index of each couple touched forgets events that fired more than
+        ``INDEX_KEEP`` before it (claimed long ago; the claim leaves them there).
         """
-        args: list[str | int] = [FIRED_TTL_S]
+        cutoff = _ms(now - INDEX_KEEP) if now is not None else -1
+        args: list[str | int] = [cutoff]
         count = 0
         total = 0
         for event in events:
@@ -93,7 +103,7 @@ class ScheduleStore:
             count += 1
             if count == 500:  # keep each script call short; Redis runs one script at a time
                 total += int(self._add(keys=[self._ns], args=args))
-                args, count = [FIRED_TTL_S], 0
+                args, count = [cutoff], 0
         if count:
             total += int(self._add(keys=[self._ns], args=args))
         return total
@@ -102,13 +112,13 @@ class ScheduleStore:
         """Enqueue up to ``limit`` events due at ``now``; those past their deadline are missed."""
         result = self._claim(
             keys=[self._ns, f"{self._dq}:{self._queue}"],
-            args=[_ms(now), limit, FIRED_TTL_S],
+            args=[_ms(now), limit, FIRED_TTL_S * 1000],
         )
         enqueued, missed = result
         return Claimed(int(enqueued), [m.decode() if isinstance(m, bytes) else m for m in missed])
 
     def drop_couple(self, couple: str, keep: Sequence[str] = ()) -> int:
-        """Remove the couple's pending events except ``keep``; returns how many were removed."""
+        """Remove the couple's pending events except ``keep``; returns how many were pending."""
         return int(self._drop(keys=[self._ns], args=[couple, *keep]))
 
     def pending(self, couple: str | None = None) -> list[tuple[str, datetime]]:
@@ -119,7 +129,7 @@ class ScheduleStore:
         )
         out = [(_text(member), datetime.fromtimestamp(score / 1000, UTC)) for member, score in rows]
         if couple is not None:
-            index = cast("set[bytes]", self._redis.smembers(f"{self._ns}:couple:{couple}"))
+            index = cast("list[bytes]", self._redis.zrange(f"{self._ns}:couple:{couple}", 0, -1))
             members = {_text(m) for m in index}
             out = [row for row in out if row[0] in members]
         return out
@@ -162,50 +172,91 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# KEYS[1] = namespace; ARGV = ttl, then (event id, fire ms, deadline ms, couple, message)*
+# KEYS[1] = namespace; ARGV = index cutoff ms (-1: no pruning), then
+# (event id, fire ms, deadline ms, couple, message)*
 _ADD = """
 local ns = KEYS[1]
-local changed = 0
+local cutoff = tonumber(ARGV[1])
+local changed, pruned = 0, {}
 for i = 2, #ARGV, 5 do
-    local id = ARGV[i]
-    if redis.call('exists', ns .. ':fired:' .. id) == 0 then
-        changed = changed + redis.call('zadd', ns .. ':due', 'ch', ARGV[i + 1], id)
-        redis.call('hset', ns .. ':meta', id, ARGV[i + 2] .. ' ' .. ARGV[i + 3])
+    local id, fire, couple = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+    if not redis.call('zscore', ns .. ':fired', id) then
+        local index = ns .. ':couple:' .. couple
+        if cutoff >= 0 and not pruned[couple] then
+            redis.call('zremrangebyscore', index, '-inf', '(' .. cutoff)
+            pruned[couple] = true
+        end
+        changed = changed + redis.call('zadd', ns .. ':due', 'ch', fire, id)
+        redis.call('hset', ns .. ':meta', id, ARGV[i + 2] .. ' ' .. couple)
         redis.call('hset', ns .. ':events', id, ARGV[i + 4])
-        redis.call('sadd', ns .. ':couple:' .. ARGV[i + 3], id)
+        redis.call('zadd', index, fire, id)
     end
 end
 return changed
 """
 
-# KEYS[1] = namespace, KEYS[2] = the Dramatiq queue key; ARGV = now ms, limit, fired ttl
-_CLAIM = """
-local ns, queue = KEYS[1], KEYS[2]
-local now, limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local due = redis.call('zrangebyscore', ns .. ':due', '-inf', now, 'LIMIT', 0, limit)
-local enqueued, missed = 0, {}
-for _, id in ipairs(due) do
-    local message = redis.call('hget', ns .. ':events', id)
-    local meta = redis.call('hget', ns .. ':meta', id) or ''
-    local deadline, couple = string.match(meta, '^(%d+) (.*)$')
-    if message and deadline and tonumber(deadline) >= now then
-        redis.call('hset', queue .. '.msgs', id, message)
-        redis.call('rpush', queue, id)
-        enqueued = enqueued + 1
-    else
-        redis.call('rpush', ns .. ':missed', id)
-        table.insert(missed, id)
+# Lua's unpack() has a stack limit of about 8,000 values: bulk commands go in slices.
+_BULK = """
+local function bulk(command, key, values, step)
+    local slice = 4000 - 4000 % step
+    for first = 1, #values, slice do
+        redis.call(command, key, unpack(values, first, math.min(first + slice - 1, #values)))
     end
-    redis.call('zrem', ns .. ':due', id)
-    redis.call('hdel', ns .. ':events', id)
-    redis.call('hdel', ns .. ':meta', id)
-    if couple then
-        redis.call('srem', ns .. ':couple:' .. couple, id)
-    end
-    redis.call('set', ns .. ':fired:' .. id, '1', 'EX', ttl)
 end
-return {enqueued, missed}
 """
+
+# KEYS[1] = namespace, KEYS[2] = the Dramatiq queue key; ARGV = now ms, limit, fired ttl ms.
+# Every write is one bulk command per batch, not one per event: the script's cost and the
+# AOF it writes grow with the batch, by bytes rather than by commands.
+_CLAIM = (
+    _BULK
+    + """
+local ns, queue = KEYS[1], KEYS[2]
+local now, limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = redis.call('zrangebyscore', ns .. ':due', '-inf', now, 'LIMIT', 0, limit)
+if #due == 0 then
+    return {0, {}}
+end
+local messages = {}
+local metas = {}
+for first = 1, #due, 4000 do
+    local last = math.min(first + 3999, #due)
+    local m = redis.call('hmget', ns .. ':events', unpack(due, first, last))
+    local d = redis.call('hmget', ns .. ':meta', unpack(due, first, last))
+    for j = 1, #m do
+        messages[first + j - 1] = m[j]
+        metas[first + j - 1] = d[j]
+    end
+end
+local stored, ids, missed, fired = {}, {}, {}, {}
+for i, id in ipairs(due) do
+    local message, meta = messages[i], metas[i]
+    local deadline = meta and tonumber(string.match(meta, '^(%d+) '))
+    if message and deadline and deadline >= now then
+        stored[#stored + 1] = id
+        stored[#stored + 1] = message
+        ids[#ids + 1] = id
+    else
+        missed[#missed + 1] = id
+    end
+    fired[#fired + 1] = now
+    fired[#fired + 1] = id
+end
+if #ids > 0 then
+    bulk('hset', queue .. '.msgs', stored, 2)
+    bulk('rpush', queue, ids, 1)
+end
+if #missed > 0 then
+    bulk('rpush', ns .. ':missed', missed, 1)
+end
+bulk('zrem', ns .. ':due', due, 1)
+bulk('hdel', ns .. ':events', due, 1)
+bulk('hdel', ns .. ':meta', due, 1)
+bulk('zadd', ns .. ':fired', fired, 2)
+redis.call('zremrangebyscore', ns .. ':fired', '-inf', '(' .. (now - ttl))
+return {#ids, missed}
+"""
+)
 
 # KEYS[1] = namespace; ARGV = couple, then event ids to keep
 _DROP = """
@@ -214,13 +265,12 @@ local index = ns .. ':couple:' .. ARGV[1]
 local keep = {}
 for i = 2, #ARGV do keep[ARGV[i]] = true end
 local removed = 0
-for _, id in ipairs(redis.call('smembers', index)) do
+for _, id in ipairs(redis.call('zrange', index, 0, -1)) do
     if not keep[id] then
-        redis.call('zrem', ns .. ':due', id)
+        removed = removed + redis.call('zrem', ns .. ':due', id)
         redis.call('hdel', ns .. ':events', id)
         redis.call('hdel', ns .. ':meta', id)
-        redis.call('srem', index, id)
-        removed = removed + 1
+        redis.call('zrem', index, id)
     end
 end
 return removed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,42 @@ def test_event_claimed_once_is_never_scheduled_again(redis: Redis) -> None:
     assert store.add([event]) == 0
     assert store.claim_due(now + timedelta(minutes=1)).enqueued == 0
     assert len(_queued(redis)) == 1
+
+
+def test_one_claim_larger_than_luas_unpack_limit_moves_every_event(redis: Redis) -> None:
+    # The claim writes with bulk commands sliced under Lua's ~8,000-value unpack limit; a
+    # batch of 9,001 (18,002 values for HSET) must cross several slices and lose nothing.
+    store = ScheduleStore(redis, queue=QUEUE)
+    now = utc(2026, 11, 25, 12)
+    events = [
+        ScheduledEvent(f"c{i % 7}/r/{i}", f"c{i % 7}", now, now + timedelta(hours=1),
+                       "send_prompt", {"event_id": f"c{i % 7}/r/{i}"})
+        for i in range(9001)
+    ]  # fmt: skip
+    store.add([*events[:-1], replace(events[-1], deadline=now - timedelta(seconds=1))])
+    claimed = store.claim_due(now, limit=10_000)
+    assert claimed.enqueued == 9000
+    assert claimed.missed == [events[-1].event_id]
+    assert len({m["kwargs"]["event_id"] for m in _queued(redis)}) == 9000  # type: ignore[index]
+    assert store.next_due() is None
+    assert store.add(events) == 0, "every one of them is marked fired"
+
+
+def test_couple_index_forgets_claimed_events_after_a_day(redis: Redis) -> None:
+    store = ScheduleStore(redis, queue=QUEUE)
+    now = utc(2026, 11, 25, 12)
+
+    def event(i: int, at: datetime) -> ScheduledEvent:
+        return ScheduledEvent(f"c/r/{i}", "c", at, at + timedelta(hours=1), "send_prompt", {})
+
+    store.add([event(1, now), event(2, now + timedelta(days=1, hours=1))], now)
+    assert store.claim_due(now).enqueued == 1
+    assert redis.zcard("hearth:couple:c") == 2, "the claim leaves the index alone"
+    later = now + timedelta(days=1, minutes=1)
+    store.add([event(3, later + timedelta(hours=3))], later)
+    assert [m.decode() for m in redis.zrange("hearth:couple:c", 0, -1)] == ["c/r/2", "c/r/3"]
+    assert store.drop_couple("c") == 2
+    assert store.next_due() is None
 
 
 def test_message_in_the_queue_is_what_dramatiq_would_have_enqueued(redis: Redis) -> None:
