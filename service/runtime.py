@@ -12,17 +12,30 @@ from typing import TYPE_CHECKING
 
 from service.config.live import LiveConfig
 from service.embedded_redis import EmbeddedRedis
+from service.replying import ReplyHandler
+from service.scheduler.follow_ups import ScheduleFollowUps
+from service.scheduler.planner import PROMPTS_QUEUE, Grace
+from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
 from service.sending import SendPath
-from service.storage import PartnerStates, PromptLog, make_engine
+from service.storage import AnswerLog, PartnerStates, PromptLog, ReplyLog, make_engine
 
 if TYPE_CHECKING:
+    from redis import Redis
+    from sqlalchemy import Engine
+
     from service.domain.clock import Clock
-    from service.domain.couples import Couple
+    from service.domain.couples import Couple, Partner
     from service.senders import Sender
     from service.settings import Settings
 
-__all__ = ["RefreshingCouples", "build_send_path", "build_sender", "redis_url"]
+__all__ = [
+    "RefreshingCouples",
+    "build_reply_handler",
+    "build_send_path",
+    "build_sender",
+    "redis_url",
+]
 
 
 def redis_url(settings: Settings) -> str:
@@ -49,10 +62,17 @@ class RefreshingCouples:
         self._checked = float("-inf")
 
     def get(self, couple_id: str) -> Couple | None:
+        self._maybe_refresh()
+        return self.live.get(couple_id)
+
+    def by_phone(self, phone: str) -> list[tuple[Couple, Partner]]:
+        self._maybe_refresh()
+        return self.live.by_phone(phone)
+
+    def _maybe_refresh(self) -> None:
         if time.monotonic() - self._checked >= self._every_s:
             self.live.refresh()
             self._checked = time.monotonic()
-        return self.live.get(couple_id)
 
 
 def build_send_path(settings: Settings, clock: Clock) -> SendPath:
@@ -63,4 +83,24 @@ def build_send_path(settings: Settings, clock: Clock) -> SendPath:
         PartnerStates(engine),
         build_sender(settings),
         clock,
+        changes=AnswerLog(engine),
+    )
+
+
+def build_reply_handler(
+    settings: Settings, clock: Clock, redis: Redis, engine: Engine | None = None
+) -> ReplyHandler:
+    """The reply handler; on ``engine`` when given (its owner disposes of it)."""
+    engine = engine or make_engine(settings.log_url)
+    grace = Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder)
+    return ReplyHandler(
+        RefreshingCouples(LiveConfig(settings.config_dir)),
+        ReplyLog(engine),
+        AnswerLog(engine),
+        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
+        PartnerStates(engine),
+        build_sender(settings),
+        clock,
+        ScheduleFollowUps(redis, ScheduleStore(redis, queue=PROMPTS_QUEUE), grace),
+        keyword_replies=settings.hearth_answers_keywords,
     )

@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from service.domain.kinds import Completion
 from service.domain.occurrences import parse_occurrence_id
 from service.domain.sends import PlannedSend, find_send
 from service.senders import Outgoing, PermanentDeliveryError, RetryableDeliveryError
-from service.storage import Prompt, PromptState
+from service.storage import OccurrenceAnswers, Prompt, PromptState
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from service.domain.clock import Clock
     from service.domain.couples import Couple, Partner
@@ -79,6 +80,10 @@ class CoupleSource(Protocol):
     def get(self, couple_id: str) -> Couple | None: ...
 
 
+class AnswerSource(Protocol):
+    def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     request: SendRequest
@@ -86,6 +91,7 @@ class Context:
     couple: Couple | None
     send: PlannedSend | None
     partner_state: PartnerState  # read once per send, for every guard that needs it
+    answers: OccurrenceAnswers  # what partners answered (skips, moves, done)
 
 
 class Guard(Protocol):
@@ -95,11 +101,17 @@ class Guard(Protocol):
 
 
 class StillPlanned:
-    """The couple's current file still names this send (the ritual may have been edited)."""
+    """The couple's current file still names this send (the ritual may have been edited), and
+    no partner skipped or moved its occurrence since it was scheduled."""
 
     def check(self, ctx: Context) -> SendResult | None:
         if ctx.couple is None:
             return SendResult(Outcome.MISSED, "the couple is no longer configured")
+        change = ctx.answers.change
+        if ctx.send is None and change is not None and change.skipped:
+            return SendResult(Outcome.MISSED, "the occurrence was skipped")
+        if ctx.send is None and change is not None:
+            return SendResult(Outcome.MISSED, "the occurrence was moved")
         if ctx.send is None:
             return SendResult(Outcome.MISSED, "the couple's rituals no longer include this send")
         return None
@@ -138,7 +150,30 @@ class QuietHours:
         return None
 
 
-DEFAULT_GUARDS: tuple[Guard, ...] = (StillPlanned(), OptedOut(), Paused(), QuietHours())
+class Answered:
+    """Nobody is nagged about what they already did: reminders and snoozed prompts stop once
+    the partner answered (done or skipped), or for either-partner and optional rituals once
+    anyone did."""
+
+    def check(self, ctx: Context) -> SendResult | None:
+        assert ctx.couple is not None  # StillPlanned runs first
+        partner = ctx.request.partner
+        answers = ctx.answers
+        if partner in answers.done_by or partner in answers.skipped_by:
+            return SendResult(Outcome.MISSED, "the partner already answered")
+        ritual = ctx.couple.ritual(parse_occurrence_id(ctx.request.occurrence_id).ritual)
+        if ritual.completion in (Completion.EITHER, Completion.OPTIONAL) and answers.done_by:
+            return SendResult(Outcome.MISSED, "already done")
+        return None
+
+
+DEFAULT_GUARDS: tuple[Guard, ...] = (
+    StillPlanned(),
+    Answered(),
+    OptedOut(),
+    Paused(),
+    QuietHours(),
+)
 
 
 class SendPath:
@@ -152,6 +187,7 @@ class SendPath:
         sender: Sender,
         clock: Clock,
         guards: Sequence[Guard] = DEFAULT_GUARDS,
+        changes: AnswerSource | None = None,
     ) -> None:
         self._couples = couples
         self._prompts = prompts
@@ -159,16 +195,23 @@ class SendPath:
         self._sender = sender
         self._clock = clock
         self._guards = tuple(guards)
+        self._answers = changes
 
     def handle(self, request: SendRequest) -> SendResult:
         """Send ``request`` at most once; ``RetryableDeliveryError`` propagates for a retry."""
         now = self._clock.now()
         couple = self._couples.get(request.couple)
-        send = find_send(couple, request.occurrence_id, request.event_id) if couple else None
+        answers = OccurrenceAnswers()
+        if self._answers is not None:
+            answers = self._answers.of([request.occurrence_id])[request.occurrence_id]
+        changes = {answers.change.occurrence_id: answers.change} if answers.change else {}
+        send = (
+            find_send(couple, request.occurrence_id, request.event_id, changes) if couple else None
+        )
         if not self._prompts.claim(_prompt(request, send), now):
             return self._not_claimed(request, now)
         state = self._partners.get(request.couple, request.partner)
-        ctx = Context(request, now, couple, send, state)
+        ctx = Context(request, now, couple, send, state, answers)
         for guard in self._guards:
             verdict = guard.check(ctx)
             if verdict is None:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         validation_alias="HEARTH_GRACE_REMINDER",
         description="How late a reminder may go out; never once its occurrence has started.",
     )
+    twilio_keyword_replies: bool = Field(
+        default=True,
+        validation_alias="HEARTH_TWILIO_ANSWERS_KEYWORDS",
+        description="Twilio answers STOP, START and HELP itself (Advanced Opt-Out, on by "
+        "default), so Hearth records them without a second answer; set false if you turned "
+        "Twilio's answers off. In console mode Hearth always answers.",
+    )
     outbox: Path | None = Field(
         default=None,
         validation_alias="HEARTH_OUTBOX",
@@ -133,6 +140,11 @@ class Settings(BaseSettings):
     @property
     def twilio_enabled(self) -> bool:
         return self.twilio_account_sid is not None
+
+    @property
+    def hearth_answers_keywords(self) -> bool:
+        """Whether Hearth itself texts back to STOP, START and HELP."""
+        return not (self.twilio_enabled and self.twilio_keyword_replies)
 
     @property
     def outbox_path(self) -> Path:

@@ -1,4 +1,4 @@
-"""What the ``dramatiq`` command imports: the broker from settings, the actors, the send path.
+"""What the ``dramatiq`` command imports: the broker from settings, the actors, their wiring.
 
 ``hearth worker`` runs ``dramatiq workers.main``; every worker process imports this module.
 """
@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from redis import Redis
 
-from service.runtime import build_send_path, redis_url
+from service.runtime import build_reply_handler, build_send_path, redis_url
 from service.settings import load_settings
 from service.system_clock import SystemClock
-from workers import prompts
+from workers import prompts, replies
 
 settings = load_settings()
+url = redis_url(settings)
 # A crashed worker's unacknowledged messages come back once its heartbeat is this old and a
 # maintenance pass runs; Dramatiq's defaults (60 s, 0.1 % of commands) often take 10-20 min.
 broker = RedisBroker(  # type: ignore[no-untyped-call]
-    url=redis_url(settings), heartbeat_timeout=30_000, maintenance_chance=20_000
+    url=url, heartbeat_timeout=30_000, maintenance_chance=20_000
 )
 dramatiq.set_broker(broker)
 send_prompt = prompts.declare(broker)
+reply_received = replies.declare(broker)
 prompts.use(build_send_path(settings, SystemClock()))
+replies.use(build_reply_handler(settings, SystemClock(), Redis.from_url(url)))

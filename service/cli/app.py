@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from service.cli import serve
+from service.cli.reply import reply
 from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
@@ -143,7 +144,7 @@ def schema() -> None:
     typer.echo(json.dumps(couple_json_schema(), indent=2, ensure_ascii=False))
 
 
-for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire):
+for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply):
     app.command()(_command)
 
 

@@ -26,6 +26,8 @@ from service.domain.errors import HearthError
 from service.domain.occurrences import ritual_occurrences
 from service.domain.sends import fired_send, planned_sends
 from service.embedded_redis import EmbeddedRedis
+from service.inbound import REPLIES_QUEUE
+from service.scheduler.planner import PROMPTS_QUEUE
 from service.settings import Settings, load_settings
 from service.system_clock import SystemClock
 
@@ -41,7 +43,7 @@ def run(
     port: Annotated[int, typer.Option(help="Web app port.")] = 8000,
 ) -> None:
     """Run everything: Redis (embedded unless REDIS_URL), migrations, scheduler, worker, web."""
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
     try:
@@ -79,7 +81,7 @@ def scheduler() -> None:
     """Run one scheduler (several may run at once; each event is enqueued once)."""
     from service.scheduler.process import run as run_scheduler  # noqa: PLC0415 - heavy imports
 
-    settings = _settings()
+    settings = settings_or_exit()
     stop = threading.Event()
     _on_stop_signals(stop.set)
     typer.echo("scheduler: watching " + str(settings.config_dir))
@@ -91,13 +93,14 @@ def worker(
     threads: Annotated[int, typer.Option(help="Threads per process.")] = 4,
 ) -> None:
     """Run Dramatiq workers for Hearth's actors (replaces this process with `dramatiq`)."""
-    settings = _settings()
+    settings = settings_or_exit()
     env = dict(os.environ)
     if not settings.redis_url:
         # Resolve the embedded server once here, so every worker process shares it.
         env["REDIS_URL"] = EmbeddedRedis(settings.data_dir.resolve()).start()
     args = [sys.executable, "-m", "dramatiq", "workers.main"]
-    args += ["--processes", str(processes), "--threads", str(threads), "--queues", "prompts"]
+    args += ["--processes", str(processes), "--threads", str(threads)]
+    args += ["--queues", PROMPTS_QUEUE, REPLIES_QUEUE]
     os.execve(sys.executable, args, env)
 
 
@@ -111,7 +114,7 @@ def web(
     from service.runtime import redis_url  # noqa: PLC0415
     from service.web import create_app  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     uvicorn.run(create_app(settings, redis_url(settings)), host=host, port=port, log_level="info")
 
 
@@ -126,7 +129,7 @@ def fire(
     from service.scheduler.planner import message_kwargs  # noqa: PLC0415
     from workers.prompts import declare  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     loaded = load_directory(settings.config_dir)
     found = loaded.couples.get(couple)
     if found is None:
@@ -169,7 +172,8 @@ def fire(
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _settings() -> Settings:
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 naming what is wrong."""
     try:
         return load_settings()
     except HearthError as e:

@@ -19,7 +19,7 @@ from service.domain.errors import CoupleFileInvalid
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from service.domain.couples import Couple
+    from service.domain.couples import Couple, Partner
 
 __all__ = ["LiveConfig", "Refresh"]
 
@@ -52,6 +52,7 @@ class LiveConfig:
         self.directory = directory
         self._files: dict[Path, _File] = {}
         self._couples: dict[str, Couple] = {}
+        self._phones: dict[str, list[tuple[Couple, Partner]]] = {}
 
     @property
     def couples(self) -> dict[str, Couple]:
@@ -62,6 +63,17 @@ class LiveConfig:
         """One couple; a dictionary lookup, however many couples there are (workers call it
         for every send)."""
         return self._couples.get(couple_id)
+
+    def by_phone(self, phone: str) -> list[tuple[Couple, Partner]]:
+        """The partners with this number (E.164), with their couples; usually one or none."""
+        return list(self._phones.get(phone, ()))
+
+    def _index_phones(self) -> None:
+        phones: dict[str, list[tuple[Couple, Partner]]] = {}
+        for couple in self._couples.values():
+            for partner in couple.partners:
+                phones.setdefault(partner.phone, []).append((couple, partner))
+        self._phones = phones
 
     def _index(self) -> dict[str, Couple]:
         out: dict[str, Couple] = {}
@@ -104,6 +116,7 @@ class LiveConfig:
                 couple = last
             self._files[path] = _File(stamp, couple)
         self._couples = after = self._index()
+        self._index_phones()
         result.removed = sorted(set(before) - set(after))
         result.changed = sorted(c for c in after if before.get(c) != after[c])
         return result

@@ -9,9 +9,10 @@ hour cannot produce a second occurrence: one local wall time, one id, one instan
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from service.domain.changes import NO_CHANGES, Changes
 from service.domain.couples import Couple, Partner, Ritual
 from service.domain.kinds import RitualKind, Who
 from service.domain.recurrence import EPOCH, local_starts, ordinal
@@ -45,6 +46,7 @@ class Occurrence:
     partner: str | None  # partner key, for partner-local rituals only
     planner: str | None  # partner key, for alternating rituals only
     calendar: bool
+    moved_from: datetime | None = None  # the rule's start, when a partner moved this one
 
 
 def occurrence_id(couple: str, ritual: str, wall: datetime, partner: str | None = None) -> str:
@@ -77,8 +79,21 @@ def parse_occurrence_id(value: str) -> OccurrenceKey:
     return OccurrenceKey(parts[0], parts[1], wall, parts[3] if len(parts) == 4 else None)
 
 
-def find_occurrence(couple: Couple, occurrence: str) -> Occurrence | None:
-    """The couple's occurrence with this id under its current description, or None."""
+def find_occurrence(
+    couple: Couple, occurrence: str, changes: Changes = NO_CHANGES
+) -> Occurrence | None:
+    """The couple's occurrence with this id under its current description, or None (also
+    when it was skipped); moved to its new start when ``changes`` moved it."""
+    change = changes.get(occurrence)
+    if change is not None and change.skipped:
+        return None
+    found = _find(couple, occurrence)
+    if found is not None and change is not None and change.moved_to is not None:
+        return _moved(found, change.moved_to)
+    return found
+
+
+def _find(couple: Couple, occurrence: str) -> Occurrence | None:
     key = parse_occurrence_id(occurrence)
     if key.couple != couple.id:
         return None
@@ -94,11 +109,33 @@ def find_occurrence(couple: Couple, occurrence: str) -> Occurrence | None:
     return None
 
 
-def occurrences(couple: Couple, start: datetime, end: datetime) -> list[Occurrence]:
-    """Every occurrence of the couple's enabled rituals starting in ``[start, end)``, by start."""
+def occurrences(
+    couple: Couple, start: datetime, end: datetime, changes: Changes = NO_CHANGES
+) -> list[Occurrence]:
+    """Every occurrence of the couple's enabled rituals starting in ``[start, end)``, by start,
+    with ``changes`` applied: skipped ones left out, moved ones at their new start."""
     found = [o for ritual in couple.rituals for o in ritual_occurrences(couple, ritual, start, end)]
+    if changes:
+        found = [o for o in found if o.id not in changes]
+        for change in changes.values():
+            moved_to = change.moved_to
+            if change.skipped or moved_to is None or not start <= moved_to < end:
+                continue
+            original = _find(couple, change.occurrence_id)
+            if original is not None:
+                found.append(_moved(original, moved_to))
     found.sort(key=lambda o: (o.start, o.id))
     return found
+
+
+def _moved(occ: Occurrence, moved_to: datetime) -> Occurrence:
+    tz = occ.start.tzinfo
+    return replace(
+        occ,
+        start=moved_to.astimezone(tz),
+        end=(moved_to + (occ.end - occ.start)).astimezone(tz),
+        moved_from=occ.start,
+    )
 
 
 def ritual_occurrences(

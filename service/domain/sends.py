@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from service.domain.changes import NO_CHANGES, Changes
 from service.domain.couples import Couple, Partner, Ritual
 from service.domain.durations import format_duration
 from service.domain.occurrences import Occurrence, find_occurrence, occurrences
@@ -18,8 +19,10 @@ from service.domain.texts import render
 
 __all__ = [
     "PROMPT",
+    "SNOOZE",
     "PlannedSend",
     "event_id",
+    "extra_send",
     "find_send",
     "fired_send",
     "planned_sends",
@@ -29,6 +32,7 @@ __all__ = [
 
 PROMPT = "prompt"
 FIRE = "fire-"
+SNOOZE = "snooze-"
 # A send held by quiet hours goes out at most this much after it was due.
 _LONGEST_HOLD = timedelta(days=1)
 
@@ -55,43 +59,57 @@ def reminder_purpose(lead: timedelta) -> str:
     return f"reminder-{format_duration(lead)}"
 
 
-def planned_sends(couple: Couple, start: datetime, end: datetime) -> list[PlannedSend]:
-    """Every text the couple's rituals send with ``at`` in ``[start, end)``, by ``at``."""
+def planned_sends(
+    couple: Couple, start: datetime, end: datetime, changes: Changes = NO_CHANGES
+) -> list[PlannedSend]:
+    """Every text the couple's rituals send with ``at`` in ``[start, end)``, by ``at``;
+    skipped occurrences send nothing, moved ones send around their new start."""
     longest_lead = max((d for r in couple.rituals for d in r.remind), default=timedelta(0))
     found = [
         send
-        for occ in occurrences(couple, start - _LONGEST_HOLD, end + longest_lead)
+        for occ in occurrences(couple, start - _LONGEST_HOLD, end + longest_lead, changes)
         for send in sends_for(couple, occ, start, end)
     ]
     found.sort(key=lambda s: (s.at, s.event_id))
     return found
 
 
-def find_send(couple: Couple, occurrence: str, event: str) -> PlannedSend | None:
-    """The send ``event`` of ``occurrence`` under the couple's current description, or None
-    (the ritual, partner or occurrence is gone, or the event is no longer one of its sends)."""
-    occ = find_occurrence(couple, occurrence)
+def find_send(
+    couple: Couple, occurrence: str, event: str, changes: Changes = NO_CHANGES
+) -> PlannedSend | None:
+    """The send ``event`` of ``occurrence`` under the couple's current description and
+    ``changes``, or None (the ritual, partner or occurrence is gone or skipped, or the event
+    is no longer one of its sends, as after a move)."""
+    occ = find_occurrence(couple, occurrence, changes)
     if occ is None:
         return None
     purpose, _, partner = event.removeprefix(occurrence + "/").rpartition("/")
-    if purpose.startswith(FIRE):
-        try:
-            at = datetime.strptime(purpose.removeprefix(FIRE), "%Y%m%dT%H%M%S%z")
-            return fired_send(couple, occ, couple.partner(partner), at)
-        except (ValueError, KeyError):
-            return None
+    for prefix in (FIRE, SNOOZE):
+        if purpose.startswith(prefix):
+            try:
+                at = datetime.strptime(purpose.removeprefix(prefix), "%Y%m%dT%H%M%S%z")
+                return extra_send(couple, occ, couple.partner(partner), at, prefix)
+            except (ValueError, KeyError):
+                return None
     return next((s for s in sends_for(couple, occ) if s.event_id == event), None)
 
 
 def fired_send(couple: Couple, occ: Occurrence, partner: Partner, at: datetime) -> PlannedSend:
-    """A prompt of ``occ`` sent by hand at ``at`` (``hearth fire``), with its own event id.
+    """A prompt of ``occ`` sent by hand at ``at`` (``hearth fire``), with its own event id."""
+    return extra_send(couple, occ, partner, at, FIRE)
 
-    Its purpose, ``fire-<UTC instant>``, keeps it apart from the occurrence's scheduled
-    prompt, which still goes out at its time.
+
+def extra_send(
+    couple: Couple, occ: Occurrence, partner: Partner, at: datetime, kind: str
+) -> PlannedSend:
+    """The prompt of ``occ`` once more at ``at``: sent by hand (``FIRE``) or after a SNOOZE.
+
+    Its purpose, ``fire-<UTC instant>`` or ``snooze-<UTC instant>``, keeps it apart from the
+    occurrence's scheduled prompt, which still goes out at its time.
     """
     ritual = couple.ritual(occ.ritual)
     tz = couple.partner_zone(partner)
-    purpose = FIRE + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%z")
+    purpose = kind + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%z")
     return _send(couple, ritual, occ, partner, tz, None, at, at, purpose)
 
 
@@ -131,7 +149,10 @@ def _send(
     at: datetime,
     purpose: str | None = None,
 ) -> PlannedSend:
-    purpose = purpose or (reminder_purpose(lead) if lead else PROMPT)
+    if purpose is None:
+        purpose = reminder_purpose(lead) if lead else PROMPT
+        if occ.moved_from is not None:
+            purpose += f"@{occ.start.astimezone(UTC):%Y%m%dT%H%MZ}"
     is_planner = occ.planner == partner.key
     which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
     planner = couple.partner(occ.planner).name if occ.planner else ""

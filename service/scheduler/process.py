@@ -11,14 +11,16 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
 from service.config.live import LiveConfig
+from service.inbound import enqueue_reply
 from service.runtime import redis_url
 from service.scheduler.planner import PROMPTS_QUEUE, Grace, Scheduler
 from service.scheduler.store import ScheduleStore
 from service.sending import record_missed
-from service.storage import PromptLog, make_engine
+from service.storage import AnswerLog, PromptLog, ReplyLog, make_engine
 
 if TYPE_CHECKING:
     from service.domain.clock import Clock
@@ -28,6 +30,9 @@ __all__ = ["run"]
 
 log = logging.getLogger("hearth.scheduler")
 
+UNFINISHED_AFTER = timedelta(minutes=2)
+REQUEUE_EVERY = timedelta(minutes=10)
+
 
 def run(
     settings: Settings,
@@ -36,10 +41,15 @@ def run(
     *,
     tick: timedelta = timedelta(seconds=1),
     refresh_every: int = 2,
+    sweep_every: int = 30,
 ) -> None:
     """Tick every ``tick`` until ``stop`` is set; re-read the config every ``refresh_every``."""
-    redis = Redis.from_url(redis_url(settings))
-    prompts = PromptLog(make_engine(settings.log_url))
+    url = redis_url(settings)
+    redis = Redis.from_url(url)
+    engine = make_engine(settings.log_url)
+    prompts = PromptLog(engine)
+    replies = ReplyLog(engine)
+    broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     live = LiveConfig(settings.config_dir)
 
     def missed(event_ids: list[str]) -> None:
@@ -55,6 +65,7 @@ def run(
         redis,
         grace=Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder),
         on_missed=missed,
+        changes=AnswerLog(engine).changes,
     )
     ticks = 0
     try:
@@ -66,7 +77,25 @@ def run(
             claimed = scheduler.tick(clock.now())
             if claimed.enqueued:
                 log.info("enqueued %d sends", claimed.enqueued)
+            if ticks % sweep_every == 0:
+                _requeue_unfinished(replies, broker, redis, clock)
             ticks += 1
             stop.wait(tick.total_seconds())
     finally:
+        broker.close()
         redis.close()
+
+
+def _requeue_unfinished(replies: ReplyLog, broker: RedisBroker, redis: Redis, clock: Clock) -> None:
+    """Replies stored but still unhandled a while after they came: their message was lost
+    (Redis was down when the webhook stored them, or was flushed). Handling is idempotent,
+    so queueing one again that is merely slow costs a no-op; a marker keeps a reply that
+    keeps failing from being queued again more than every ``REQUEUE_EVERY``."""
+    requeued = 0
+    for sid in replies.unfinished(clock.now() - UNFINISHED_AFTER):
+        marker = f"hearth:requeued:{sid}"
+        if redis.set(marker, 1, nx=True, ex=int(REQUEUE_EVERY.total_seconds())):
+            enqueue_reply(broker, sid)
+            requeued += 1
+    if requeued:
+        log.warning("re-queued %d replies that were not handled in time", requeued)

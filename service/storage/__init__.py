@@ -8,16 +8,31 @@ SQLite file by default (``Settings.log_url``), the same code on PostgreSQL via p
         ...                                    # send, then log.mark_sent(...)
 """
 
+from service.storage.answers import AnswerLog, JournalEntry, OccurrenceAnswers
 from service.storage.engine import make_engine, make_session_factory, writing
 from service.storage.errors import StorageError, redact_url
-from service.storage.models import Base, PartnerRow, PromptRow, PromptState
+from service.storage.models import Base, PartnerRow, PromptRow, PromptState, ReplyState
 from service.storage.partner_states import PartnerState, PartnerStates
 from service.storage.prompt_log import DEFAULT_LEASE, Prompt, PromptLog, PromptRecord
+from service.storage.replies import (
+    AnswerEffect,
+    ChangeEffect,
+    PartnerEffect,
+    ReplyLog,
+    ReplyRecord,
+    Settlement,
+)
 from service.storage.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "DEFAULT_LEASE",
+    "AnswerEffect",
+    "AnswerLog",
     "Base",
+    "ChangeEffect",
+    "JournalEntry",
+    "OccurrenceAnswers",
+    "PartnerEffect",
     "PartnerRow",
     "PartnerState",
     "PartnerStates",
@@ -26,6 +41,10 @@ __all__ = [
     "PromptRecord",
     "PromptRow",
     "PromptState",
+    "ReplyLog",
+    "ReplyRecord",
+    "ReplyState",
+    "Settlement",
     "StorageError",
     "current_revision",
     "head_revision",

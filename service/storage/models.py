@@ -9,10 +9,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, Dialect, Enum, Integer, MetaData, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "PartnerRow", "PromptRow", "PromptState", "UTCDateTime"]
+__all__ = [
+    "AnswerRow",
+    "Base",
+    "ChangeRow",
+    "PartnerRow",
+    "PromptRow",
+    "PromptState",
+    "ReplyRow",
+    "ReplyState",
+    "UTCDateTime",
+]
 
 # Constraint names fixed by convention, so the models, the migrations and both databases agree.
 NAMING_CONVENTION = {
@@ -79,6 +99,8 @@ class PromptRow(Base):
     """One send (a prompt or a reminder to one partner), claimed before it goes out."""
 
     __tablename__ = "prompts"
+    # A reply looks for the texts recently sent to its partner.
+    __table_args__ = (Index("ix_prompts_partner", "partner", "couple", "sent_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # <occurrence id>/<purpose>/<partner>: unique, so a duplicated message cannot send twice.
@@ -122,4 +144,89 @@ class PartnerRow(Base):
     partner: Mapped[str] = mapped_column(Text, primary_key=True)
     opted_out: Mapped[bool] = mapped_column(Boolean)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReplyState(StrEnum):
+    """``received`` (stored by the webhook) → ``handled`` (its effects committed) →
+    ``confirmed`` (the confirmation text was accepted, or none was due)."""
+
+    RECEIVED = "received"
+    HANDLED = "handled"
+    CONFIRMED = "confirmed"
+
+
+def _reply_values(states: type[ReplyState]) -> list[str]:
+    return [s.value for s in states]
+
+
+class ReplyRow(Base):
+    """One inbound text, stored raw before the webhook answers, keyed by Twilio's MessageSid.
+
+    ``raw`` is the webhook's form as JSON (number and body included): it is the partner's
+    own words, kept so a reply is never lost and can be handled again; it never goes to logs.
+    """
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(Text, unique=True)
+    raw: Mapped[str] = mapped_column(Text)
+    state: Mapped[ReplyState] = mapped_column(
+        Enum(
+            ReplyState,
+            name="reply_state",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=_reply_values,
+            validate_strings=True,
+        ),
+        index=True,
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Filled when handled: who it was from and what it did (no body, no number).
+    couple: Mapped[str | None] = mapped_column(Text)
+    partner: Mapped[str | None] = mapped_column(Text)
+    verb: Mapped[str | None] = mapped_column(Text)
+    occurrence_id: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)  # a short code: "done", "no-target", …
+    confirmation: Mapped[str | None] = mapped_column(Text)  # the text to send back, if any
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    provider_id: Mapped[str | None] = mapped_column(Text)  # the confirmation's MessageSid
+
+
+class AnswerRow(Base):
+    """A partner's answer to one occurrence: done (with a note), a journal entry, or a skip.
+
+    One row per reply at most (``reply_sid`` is unique), so a reply handled twice answers once.
+    """
+
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reply_sid: Mapped[str] = mapped_column(Text, unique=True)
+    couple: Mapped[str] = mapped_column(Text)
+    ritual: Mapped[str] = mapped_column(Text)
+    occurrence_id: Mapped[str] = mapped_column(Text, index=True)
+    partner: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)  # "done", "journal" or "skipped"
+    note: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChangeRow(Base):
+    """A skipped or moved occurrence: the schedule and the feed apply it from here."""
+
+    __tablename__ = "occurrence_changes"
+
+    occurrence_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    couple: Mapped[str] = mapped_column(Text, index=True)
+    ritual: Mapped[str] = mapped_column(Text)
+    skipped: Mapped[bool] = mapped_column(Boolean)
+    moved_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    by_partner: Mapped[str] = mapped_column(Text)
+    reply_sid: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)  # raised on every change: the feed's SEQUENCE
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

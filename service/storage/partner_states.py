@@ -15,9 +15,9 @@ from service.storage.errors import StorageError
 from service.storage.models import PartnerRow
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
-__all__ = ["PartnerState", "PartnerStates"]
+__all__ = ["PartnerState", "PartnerStates", "upsert_partner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +58,25 @@ class PartnerStates:
         self._upsert(couple, partner, now, paused_until=until)
 
     def _upsert(self, couple: str, partner: str, now: datetime, **values: Any) -> None:
-        row = {"couple": couple, "partner": partner, "opted_out": False, "paused_until": None}
-        row |= values | {"updated_at": now}
         try:
             with writing(self.engine) as conn:
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                stmt = dialect.insert(PartnerRow).values(row)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[PartnerRow.couple, PartnerRow.partner],
-                        set_=values | {"updated_at": now},
-                    )
-                )
+                upsert_partner(conn, couple, partner, now, **values)
         except DBAPIError as e:
             raise StorageError.from_dbapi(str(self.engine.url), e) from e
+
+
+def upsert_partner(
+    conn: Connection, couple: str, partner: str, now: datetime, **values: Any
+) -> None:
+    """Set ``values`` (``opted_out``, ``paused_until``) on the partner's row, inside ``conn``'s
+    transaction; a partner without a row gets one with the defaults for the rest."""
+    row = {"couple": couple, "partner": partner, "opted_out": False, "paused_until": None}
+    row |= values | {"updated_at": now}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(PartnerRow).values(row)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[PartnerRow.couple, PartnerRow.partner],
+            set_=values | {"updated_at": now},
+        )
+    )

@@ -168,6 +168,26 @@ class PromptLog:
             ).one_or_none()
             return None if row is None else _record(row)
 
+    def recent_sent(
+        self, recipients: list[tuple[str, str]], since: datetime, limit: int = 200
+    ) -> list[PromptRecord]:
+        """Texts sent to any of ``recipients`` (couple, partner key) since ``since``, newest
+        first: what a reply from those partners may be answering."""
+        if not recipients:
+            return []
+        query = (
+            select(PromptRow)
+            .where(
+                or_(*((PromptRow.couple == c) & (PromptRow.partner == p) for c, p in recipients)),
+                PromptRow.state == PromptState.SENT,
+                PromptRow.sent_at >= _require_aware(since, "since"),
+            )
+            .order_by(PromptRow.sent_at.desc(), PromptRow.id.desc())
+            .limit(limit)
+        )
+        with self._translated(), self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
+
     def counts(self, *, couple: str | None = None) -> dict[PromptState, int]:
         """How many rows are in each state (every state present, zeros included)."""
         query = select(PromptRow.state, func.count()).group_by(PromptRow.state)

@@ -1,4 +1,5 @@
-"""The FastAPI app. ``/healthz`` answers 200 when Redis and the log database answer."""
+"""The FastAPI app: ``/healthz`` (200 when Redis and the log database answer) and the SMS
+webhook (``service/web/sms.py``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from redis import Redis
@@ -13,26 +15,41 @@ from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.storage import make_engine
+from service.inbound import webhook_token
+from service.storage import ReplyLog, make_engine
+from service.system_clock import SystemClock
+from service.web.sms import sms_router
 
 if TYPE_CHECKING:
+    from service.domain.clock import Clock
     from service.settings import Settings
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings, redis_url: str) -> FastAPI:
+def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -> FastAPI:
     """The app for ``settings``; ``redis_url`` is the Redis the rest of the service uses."""
     redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
     engine = make_engine(settings.log_url)
+    broker = RedisBroker(url=redis_url, socket_timeout=5)  # type: ignore[no-untyped-call]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        broker.close()
         redis.close()
         engine.dispose()
 
     app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
+    app.include_router(
+        sms_router(
+            ReplyLog(engine),
+            broker,
+            clock or SystemClock(),
+            webhook_token(settings),
+            settings.public_url,
+        )
+    )
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

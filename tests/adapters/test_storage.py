@@ -96,7 +96,14 @@ def test_migrate_brings_an_empty_database_to_head_and_again_is_a_no_op(url: str)
         assert (
             set(inspect(engine).get_table_names())
             == tables
-            == {"alembic_version", "prompts", "partners"}
+            == {
+                "alembic_version",
+                "prompts",
+                "partners",
+                "replies",
+                "answers",
+                "occurrence_changes",
+            }
         )
         assert PromptLog(engine).counts()[PromptState.PENDING] == 1
     finally:

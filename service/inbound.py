@@ -1,0 +1,60 @@
+"""Inbound texts between the webhook and the worker: the queue they travel on, and the token
+that signs them.
+
+Twilio signs every webhook with the account's auth token. Without Twilio credentials (console
+mode) a development token is made once per data dir, so ``hearth reply`` can sign exactly as
+Twilio would and the web app checks it the same way: there is no unsigned path.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+import dramatiq
+
+if TYPE_CHECKING:
+    from dramatiq import Broker
+
+    from service.settings import Settings
+
+__all__ = ["REPLIES_QUEUE", "REPLY_RECEIVED", "enqueue_reply", "webhook_token"]
+
+REPLY_RECEIVED = "reply.received"
+REPLIES_QUEUE = "replies"
+DEV_TOKEN_FILE = "dev-webhook-token"
+
+
+def enqueue_reply(broker: Broker, message_sid: str) -> None:
+    """Queue the stored reply for the ``reply.received`` actor (by its sid, never its body)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=REPLIES_QUEUE,
+            actor_name=REPLY_RECEIVED,
+            args=(),
+            kwargs={"message_sid": message_sid},
+            options={},
+        )
+    )
+
+
+def webhook_token(settings: Settings) -> str:
+    """The token webhooks are signed with: Twilio's auth token, or this data dir's dev token."""
+    if settings.twilio_auth_token:
+        return settings.twilio_auth_token
+    path = settings.data_dir / DEV_TOKEN_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    try:
+        # O_EXCL: two processes starting at once agree on the first one's token.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token

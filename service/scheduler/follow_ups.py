@@ -1,0 +1,40 @@
+"""What replies set in motion in the schedule: re-plans after a skip or move, snoozed prompts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from service.scheduler.planner import Grace, replan_key, scheduled_event
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from service.domain.sends import PlannedSend
+    from service.scheduler.store import ScheduleStore
+
+__all__ = ["ScheduleFollowUps"]
+
+
+class ScheduleFollowUps:
+    """``FollowUps`` on the schedule in Redis; both calls are idempotent."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        store: ScheduleStore,
+        grace: Grace | None = None,
+        namespace: str = "hearth",
+    ) -> None:
+        self._redis = redis
+        self._store = store
+        self._grace = grace or Grace()
+        self._key = replan_key(namespace)
+
+    def replan(self, couple_id: str) -> None:
+        # Every scheduler re-plans the couple on its next tick (then removes it from the set).
+        self._redis.sadd(self._key, couple_id)
+
+    def snooze(self, send: PlannedSend) -> None:
+        # Through the schedule like every send: fired once, held by quiet hours, and the
+        # fired marker makes a redelivered reply's second call a no-op.
+        self._store.add([scheduled_event(send, self._grace)])

@@ -1,0 +1,124 @@
+"""Reading what partners answered: per occurrence, per ritual, and the couple's changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from service.domain.changes import Change
+from service.storage.errors import StorageError
+from service.storage.models import AnswerRow, ChangeRow
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Engine
+
+__all__ = ["AnswerLog", "JournalEntry", "OccurrenceAnswers"]
+
+DONE_ACTIONS = ("done", "journal")
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceAnswers:
+    """Who has answered one occurrence, and how; plus its change, if any."""
+
+    done_by: frozenset[str] = frozenset()
+    skipped_by: frozenset[str] = frozenset()
+    change: Change | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    occurrence_id: str
+    partner: str
+    note: str
+    answered_at: datetime
+
+
+@dataclass
+class _Builder:
+    done: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+
+
+class AnswerLog:
+    """Answers and occurrence changes as written by ``ReplyLog.settle``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def changes(self, couple: str) -> dict[str, Change]:
+        """The couple's skipped and moved occurrences, by occurrence id."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(ChangeRow.occurrence_id, ChangeRow.skipped, ChangeRow.moved_to).where(
+                        ChangeRow.couple == couple
+                    )
+                ).all()
+        except DBAPIError as e:
+            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        return {r.occurrence_id: Change(r.occurrence_id, r.skipped, r.moved_to) for r in rows}
+
+    def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]:
+        """Answers of each occurrence (every id asked for is in the result)."""
+        ids = list(dict.fromkeys(occurrence_ids))
+        built = {i: _Builder() for i in ids}
+        changes: dict[str, tuple[Change, int]] = {}
+        try:
+            with self.engine.connect() as conn:
+                for chunk in _chunks(ids, 500):
+                    for a in conn.execute(
+                        select(AnswerRow.occurrence_id, AnswerRow.partner, AnswerRow.action).where(
+                            AnswerRow.occurrence_id.in_(chunk)
+                        )
+                    ):
+                        target = built[a.occurrence_id]
+                        (target.skipped if a.action == "skipped" else target.done).add(a.partner)
+                    for c in conn.execute(
+                        select(
+                            ChangeRow.occurrence_id,
+                            ChangeRow.skipped,
+                            ChangeRow.moved_to,
+                            ChangeRow.revision,
+                        ).where(ChangeRow.occurrence_id.in_(chunk))
+                    ):
+                        change = Change(c.occurrence_id, c.skipped, c.moved_to)
+                        changes[c.occurrence_id] = (change, c.revision)
+        except DBAPIError as e:
+            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        out = {}
+        for i, b in built.items():
+            found = changes.get(i)
+            out[i] = OccurrenceAnswers(
+                frozenset(b.done),
+                frozenset(b.skipped),
+                found[0] if found else None,
+                found[1] if found else 0,
+            )
+        return out
+
+    def journal(self, couple: str, partner: str | None = None) -> list[JournalEntry]:
+        """The couple's journal entries (free-text answers), oldest first."""
+        query = select(
+            AnswerRow.occurrence_id, AnswerRow.partner, AnswerRow.note, AnswerRow.answered_at
+        ).where(AnswerRow.couple == couple, AnswerRow.action == "journal")
+        if partner is not None:
+            query = query.where(AnswerRow.partner == partner)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(AnswerRow.answered_at, AnswerRow.id)).all()
+        except DBAPIError as e:
+            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        return [JournalEntry(r.occurrence_id, r.partner, r.note, r.answered_at) for r in rows]
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
