@@ -77,8 +77,9 @@ class CoupleDirectory(Protocol):
 class FollowUps(Protocol):
     """What a reply sets in motion outside the database (Redis, the queue)."""
 
-    def replan(self, couple_id: str) -> None:
-        """The couple's occurrences changed (skip, move): re-plan its sends, republish feeds."""
+    def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
+        """``occurrence.skipped`` or ``occurrence.moved``: the scheduler re-plans the couple's
+        sends and the calendar feed is republished."""
 
     def snooze(self, send: PlannedSend) -> None:
         """Send this extra prompt at ``send.at``."""
@@ -348,8 +349,9 @@ class ReplyHandler:
     def _follow_up(self, record: ReplyRecord) -> None:
         if record.couple is None:
             return
-        if record.outcome in ("skipped", "moved"):
-            self._follow_ups.replan(record.couple)
+        if record.outcome in ("skipped", "moved") and record.occurrence_id:
+            event = f"occurrence.{record.outcome}"
+            self._follow_ups.occurrence_changed(event, record.couple, record.occurrence_id)
         if record.outcome == "snoozed" and record.occurrence_id and record.partner:
             couple = self._couples.get(record.couple)
             occ = find_occurrence(couple, record.occurrence_id) if couple else None

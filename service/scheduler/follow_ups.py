@@ -30,8 +30,8 @@ class ScheduleFollowUps:
         self._grace = grace or Grace()
         self._key = replan_key(namespace)
 
-    def replan(self, couple_id: str) -> None:
-        # Every scheduler re-plans the couple on its next tick (then removes it from the set).
+    def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
+        # A scheduler re-plans the couple on its next tick (then removes it from the set).
         self._redis.sadd(self._key, couple_id)
 
     def snooze(self, send: PlannedSend) -> None:

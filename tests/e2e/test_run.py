@@ -45,11 +45,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: Path) -> None:
+    """The README's loop on the embedded defaults: run, fire a prompt, answer it, stop."""
     config = tmp_path / "couples"
     shutil.copytree(ROOT / "config" / "couples", config)
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env |= {"HEARTH_DATA_DIR": str(tmp_path / "var"), "HEARTH_CONFIG_DIR": str(config)}
     port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env |= {
+        "HEARTH_DATA_DIR": str(tmp_path / "var"),
+        "HEARTH_CONFIG_DIR": str(config),
+        "HEARTH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
     log = (tmp_path / "run.log").open("w")
     run = subprocess.Popen(
         [str(HEARTH), "run", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -69,6 +74,19 @@ def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: P
         assert record["to"] == "+4915112340002"
         assert record["body"].startswith("Hi Sam, check-in time.")
         assert {"event_id", "occurrence_id", "couple", "ritual", "sent_at"} <= set(record)
+        replied = subprocess.run(
+            [str(HEARTH), "reply", "--from", "+4915112340002", "Done! lovely chat"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert replied.returncode == 0, replied.stderr
+        assert "Hearth: Logged your check-in. Waiting on Alex's." in replied.stdout
+        forged = subprocess.run(
+            [str(HEARTH), "reply", "--from", "+4915112340002", "STOP", "--wait", "0"],
+            env=env | {"HEARTH_DATA_DIR": str(tmp_path / "elsewhere")},  # another dev token
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert forged.returncode == 1
+        assert "403" in forged.stderr
         banner = (tmp_path / "run.log").read_text()
         assert "next prompts:" in banner
         assert f"http://127.0.0.1:{port}/healthz" in banner
