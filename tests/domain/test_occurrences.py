@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.domain.couples import Couple
 from service.domain.occurrences import occurrences
 from tests.domain.builders import couple, utc
 
@@ -203,3 +204,25 @@ def test_send_is_found_by_its_event_id_until_the_config_stops_naming_it() -> Non
         assert find_send(before, send.occurrence_id, send.event_id) == send
         found_after = find_send(after, send.occurrence_id, send.event_id)
         assert (found_after is None) == (send.purpose == "reminder-3h")
+
+
+def test_planner_turns_survive_a_reload_and_edits_to_other_rituals() -> None:
+    date_night = {"kind": "date_night", "schedule": "every other friday at 19:30"}
+    before = couple(date_night)
+    # A reload builds the couple anew; an edit elsewhere in the file adds a ritual before it.
+    after = couple({"kind": "check_in"}, dict(date_night))
+    window = (utc(2026, 1, 1), utc(2028, 1, 1))
+
+    def turns(c: Couple) -> list[tuple[str, str | None]]:
+        return [(o.id, o.planner) for o in occurrences(c, *window) if o.ritual == "date_night"]
+
+    assert len(turns(before)) == 52
+    assert turns(before) == turns(after)
+    # Asking for any later window alone (as a restarted scheduler does) agrees too.
+    later = [
+        (o.id, o.planner)
+        for o in occurrences(after, utc(2027, 5, 1), utc(2027, 6, 1))
+        if o.ritual == "date_night"
+    ]
+    assert later
+    assert set(later) <= set(turns(before))
