@@ -19,10 +19,19 @@ if TYPE_CHECKING:
 
     from service.settings import Settings
 
-__all__ = ["REPLIES_QUEUE", "REPLY_RECEIVED", "enqueue_reply", "webhook_token"]
+__all__ = [
+    "FEED_RENDER",
+    "REPLIES_QUEUE",
+    "REPLY_RECEIVED",
+    "enqueue_feed_render",
+    "enqueue_reply",
+    "webhook_token",
+]
 
 REPLY_RECEIVED = "reply.received"
 REPLIES_QUEUE = "replies"
+# Feeds render on the replies queue: both are small, event-driven jobs people wait on.
+FEED_RENDER = "feed.render"
 DEV_TOKEN_FILE = "dev-webhook-token"
 
 
@@ -34,6 +43,19 @@ def enqueue_reply(broker: Broker, message_sid: str) -> None:
             actor_name=REPLY_RECEIVED,
             args=(),
             kwargs={"message_sid": message_sid},
+            options={},
+        )
+    )
+
+
+def enqueue_feed_render(broker: Broker, couple: str) -> None:
+    """Queue a re-render of the couple's feeds (a skip, a move, a config edit)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=REPLIES_QUEUE,
+            actor_name=FEED_RENDER,
+            args=(),
+            kwargs={"couple": couple},
             options={},
         )
     )

@@ -12,15 +12,27 @@ from typing import TYPE_CHECKING
 
 from service.config.live import LiveConfig
 from service.embedded_redis import EmbeddedRedis
+from service.feeds.publisher import FeedPublisher
+from service.feeds.tokens import feed_secret
+from service.inbound import enqueue_feed_render
 from service.replying import ReplyHandler
 from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import PROMPTS_QUEUE, Grace
 from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
 from service.sending import SendPath
-from service.storage import AnswerLog, PartnerStates, PromptLog, ReplyLog, make_engine
+from service.storage import (
+    AnswerLog,
+    FeedTokens,
+    PartnerStates,
+    PromptLog,
+    ReplyLog,
+    RitualVersions,
+    make_engine,
+)
 
 if TYPE_CHECKING:
+    from dramatiq import Broker
     from redis import Redis
     from sqlalchemy import Engine
 
@@ -31,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RefreshingCouples",
+    "build_feed_publisher",
     "build_reply_handler",
     "build_send_path",
     "build_sender",
@@ -88,11 +101,17 @@ def build_send_path(settings: Settings, clock: Clock) -> SendPath:
 
 
 def build_reply_handler(
-    settings: Settings, clock: Clock, redis: Redis, engine: Engine | None = None
+    settings: Settings,
+    clock: Clock,
+    redis: Redis,
+    engine: Engine | None = None,
+    broker: Broker | None = None,
 ) -> ReplyHandler:
-    """The reply handler; on ``engine`` when given (its owner disposes of it)."""
+    """The reply handler; on ``engine`` when given (its owner disposes of it). With
+    ``broker``, skips and moves queue a render of the couple's feeds."""
     engine = engine or make_engine(settings.log_url)
     grace = Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder)
+    republish = (lambda couple: enqueue_feed_render(broker, couple)) if broker else None
     return ReplyHandler(
         RefreshingCouples(LiveConfig(settings.config_dir)),
         ReplyLog(engine),
@@ -101,6 +120,24 @@ def build_reply_handler(
         PartnerStates(engine),
         build_sender(settings),
         clock,
-        ScheduleFollowUps(redis, ScheduleStore(redis, queue=PROMPTS_QUEUE), grace),
+        ScheduleFollowUps(
+            redis, ScheduleStore(redis, queue=PROMPTS_QUEUE), grace, republish=republish
+        ),
         keyword_replies=settings.hearth_answers_keywords,
+    )
+
+
+def build_feed_publisher(
+    settings: Settings, clock: Clock, redis: Redis, engine: Engine | None = None
+) -> FeedPublisher:
+    engine = engine or make_engine(settings.log_url)
+    return FeedPublisher(
+        RefreshingCouples(LiveConfig(settings.config_dir)),
+        FeedTokens(engine),
+        RitualVersions(engine),
+        AnswerLog(engine),
+        redis,
+        clock,
+        feed_secret(settings.feed_secret, settings.data_dir),
+        settings.public_url,
     )

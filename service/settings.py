@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         validation_alias="HEARTH_GRACE_REMINDER",
         description="How late a reminder may go out; never once its occurrence has started.",
     )
+    feed_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        validation_alias="HEARTH_FEED_SECRET",
+        description="The secret feed tokens are derived from (32+ characters); default: a "
+        "random one kept in <data dir>/feed-secret. Changing it changes every feed URL.",
+    )
     twilio_keyword_replies: bool = Field(
         default=True,
         validation_alias="HEARTH_TWILIO_ANSWERS_KEYWORDS",

@@ -9,10 +9,15 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
-from service.runtime import build_reply_handler, build_send_path, redis_url
+from service.runtime import (
+    build_feed_publisher,
+    build_reply_handler,
+    build_send_path,
+    redis_url,
+)
 from service.settings import load_settings
 from service.system_clock import SystemClock
-from workers import prompts, replies
+from workers import feeds, prompts, replies
 
 settings = load_settings()
 url = redis_url(settings)
@@ -24,5 +29,8 @@ broker = RedisBroker(  # type: ignore[no-untyped-call]
 dramatiq.set_broker(broker)
 send_prompt = prompts.declare(broker)
 reply_received = replies.declare(broker)
+render_feed = feeds.declare(broker)
+redis = Redis.from_url(url)
 prompts.use(build_send_path(settings, SystemClock()))
-replies.use(build_reply_handler(settings, SystemClock(), Redis.from_url(url)))
+replies.use(build_reply_handler(settings, SystemClock(), redis, broker=broker))
+feeds.use(build_feed_publisher(settings, SystemClock(), redis))

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from service.cli import serve
+from service.cli.feed import feed_app
 from service.cli.reply import reply
 from service.config import load_couple_file
 from service.config.loading import load_directory
@@ -146,6 +147,7 @@ def schema() -> None:
 
 for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply):
     app.command()(_command)
+app.add_typer(feed_app)
 
 
 def main() -> None:

@@ -186,6 +186,9 @@ class Ritual(_Frozen):
     )
     duration: Duration
     remind: tuple[Duration, ...] = Field(description="SMS reminders this long before the start.")
+    alarms: tuple[Duration, ...] = Field(
+        default=(), description="Calendar alarms this long before the start (calendar feeds)."
+    )
     channels: tuple[Channel, ...] = Field(min_length=1)
     who: Who
     start: date | None = Field(default=None, description="First day (also fixes the parity).")

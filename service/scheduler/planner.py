@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, cast
 
 from service.domain.changes import NO_CHANGES, Changes
 from service.domain.sends import PROMPT, PlannedSend, planned_sends
+from service.domain.wallclock import resolve, zone
+from service.inbound import FEED_RENDER
 from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ __all__ = [
     "SEND_PROMPT",
     "Grace",
     "Scheduler",
+    "is_send_event",
+    "later_events",
     "message_kwargs",
     "replan_key",
     "scheduled_event",
@@ -36,8 +40,11 @@ __all__ = [
 ]
 
 # The actor and queue the scheduler's messages are for (workers/prompts.py declares them).
+# Later events (feed renders) travel on the same queue: the claim pushes to one queue.
 SEND_PROMPT = "send_prompt"
 PROMPTS_QUEUE = "prompts"
+FEED_PURPOSE = "feed"
+FEED_REFRESH_AT = time(3, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +65,43 @@ def scheduled_events(
     grace: Grace = Grace(),
     changes: Changes = NO_CHANGES,
 ) -> list[ScheduledEvent]:
-    """The couple's sends with ``at`` in ``[start, end)``, as events for the schedule store."""
-    return [scheduled_event(send, grace) for send in planned_sends(couple, start, end, changes)]
+    """The couple's sends with ``at`` in ``[start, end)``, as events for the schedule store,
+    followed by its later events (``later_events``)."""
+    sends = [scheduled_event(send, grace) for send in planned_sends(couple, start, end, changes)]
+    return sends + later_events(couple, start, end)
+
+
+def later_events(couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
+    """Couple-level events in ``[start, end)``: for a couple with calendar rituals, a feed
+    render every day at 03:00 in its zone, which rolls the feed's window forward.
+
+    Their ids (``<couple>/feed/<local date>``) are not send ids: nothing records them as
+    missed, and a late one is simply run (its deadline is a day later)."""
+    if not any(r.calendar and r.enabled for r in couple.rituals):
+        return []
+    tz = zone(couple.timezone)
+    out = []
+    day = start.astimezone(tz).date()
+    while (at := resolve(datetime.combine(day, FEED_REFRESH_AT), tz)) < end:
+        if at >= start:
+            event_id = f"{couple.id}/{FEED_PURPOSE}/{day:%Y%m%d}"
+            out.append(
+                ScheduledEvent(
+                    event_id=event_id,
+                    couple=couple.id,
+                    fire_at=at,
+                    deadline=at + timedelta(days=1),
+                    actor=FEED_RENDER,
+                    kwargs={"couple": couple.id, "event_id": event_id},
+                )
+            )
+        day += timedelta(days=1)
+    return out
+
+
+def is_send_event(event_id: str) -> bool:
+    """Whether the scheduled event is a text to a partner (rather than a later event)."""
+    return event_id.split("/")[1:2] != [FEED_PURPOSE] and event_id.count("/") >= 4
 
 
 class Scheduler:

@@ -15,9 +15,9 @@ from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
 from service.config.live import LiveConfig
-from service.inbound import enqueue_reply
+from service.inbound import enqueue_feed_render, enqueue_reply
 from service.runtime import redis_url
-from service.scheduler.planner import PROMPTS_QUEUE, Grace, Scheduler
+from service.scheduler.planner import PROMPTS_QUEUE, Grace, Scheduler, is_send_event
 from service.scheduler.store import ScheduleStore
 from service.sending import record_missed
 from service.storage import AnswerLog, PromptLog, ReplyLog, make_engine
@@ -54,11 +54,13 @@ def run(
 
     def missed(event_ids: list[str]) -> None:
         now = clock.now()
-        for event_id in event_ids:
+        sends = [e for e in event_ids if is_send_event(e)]
+        for event_id in sends:
             record_missed(live, prompts, event_id, "came due past its grace", now)
-        log.warning(
-            "%d sends came due past their grace and were recorded as missed", len(event_ids)
-        )
+        log.warning("%d sends came due past their grace and were recorded as missed", len(sends))
+        for event_id in set(event_ids) - set(sends):
+            # A late feed render still helps: run it now.
+            enqueue_feed_render(broker, event_id.split("/")[0])
 
     scheduler = Scheduler(
         ScheduleStore(redis, queue=PROMPTS_QUEUE),
@@ -74,6 +76,10 @@ def run(
                 changed = live.refresh()
                 if changed.any or ticks == 0:
                     scheduler.set_couples(live.couples, clock.now())
+                    # ritual.changed: republish the feeds of what changed (everything at start).
+                    edited = live.couples if ticks == 0 else [*changed.changed, *changed.removed]
+                    for couple_id in edited:
+                        enqueue_feed_render(broker, couple_id)
             claimed = scheduler.tick(clock.now())
             if claimed.enqueued:
                 log.info("enqueued %d sends", claimed.enqueued)

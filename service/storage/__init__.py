@@ -11,6 +11,7 @@ SQLite file by default (``Settings.log_url``), the same code on PostgreSQL via p
 from service.storage.answers import AnswerLog, JournalEntry, OccurrenceAnswers
 from service.storage.engine import make_engine, make_session_factory, writing
 from service.storage.errors import StorageError, redact_url
+from service.storage.feeds import FeedToken, FeedTokens, RitualVersions
 from service.storage.models import Base, PartnerRow, PromptRow, PromptState, ReplyState
 from service.storage.partner_states import PartnerState, PartnerStates
 from service.storage.prompt_log import DEFAULT_LEASE, Prompt, PromptLog, PromptRecord
@@ -30,6 +31,8 @@ __all__ = [
     "AnswerLog",
     "Base",
     "ChangeEffect",
+    "FeedToken",
+    "FeedTokens",
     "JournalEntry",
     "OccurrenceAnswers",
     "PartnerEffect",
@@ -44,6 +47,7 @@ __all__ = [
     "ReplyLog",
     "ReplyRecord",
     "ReplyState",
+    "RitualVersions",
     "Settlement",
     "StorageError",
     "current_revision",

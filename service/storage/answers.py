@@ -66,6 +66,19 @@ class AnswerLog:
             raise StorageError.from_dbapi(str(self.engine.url), e) from e
         return {r.occurrence_id: Change(r.occurrence_id, r.skipped, r.moved_to) for r in rows}
 
+    def change_stamps(self, couple: str) -> dict[str, tuple[int, datetime]]:
+        """The couple's changed occurrences: (revision, when last changed), by occurrence id."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(ChangeRow.occurrence_id, ChangeRow.revision, ChangeRow.updated_at).where(
+                        ChangeRow.couple == couple
+                    )
+                ).all()
+        except DBAPIError as e:
+            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        return {r.occurrence_id: (r.revision, r.updated_at) for r in rows}
+
     def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]:
         """Answers of each occurrence (every id asked for is in the result)."""
         ids = list(dict.fromkeys(occurrence_ids))

@@ -26,11 +26,13 @@ __all__ = [
     "AnswerRow",
     "Base",
     "ChangeRow",
+    "FeedTokenRow",
     "PartnerRow",
     "PromptRow",
     "PromptState",
     "ReplyRow",
     "ReplyState",
+    "RitualVersionRow",
     "UTCDateTime",
 ]
 
@@ -230,3 +232,30 @@ class ChangeRow(Base):
     reply_sid: Mapped[str | None] = mapped_column(Text)
     revision: Mapped[int] = mapped_column(Integer)  # raised on every change: the feed's SEQUENCE
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeedTokenRow(Base):
+    """A partner's current feed token, as a SHA-256 hash only: the token is derived from the
+    feed secret and ``generation`` (``service/feeds/tokens.py``), so it can be shown again
+    without being stored, and rotating raises the generation."""
+
+    __tablename__ = "feed_tokens"
+
+    couple: Mapped[str] = mapped_column(Text, primary_key=True)
+    partner: Mapped[str] = mapped_column(Text, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RitualVersionRow(Base):
+    """The version of a ritual's calendar content (texts, duration, alarms): the feed's
+    SEQUENCE rises and its DTSTAMP moves when it changes."""
+
+    __tablename__ = "ritual_versions"
+
+    couple: Mapped[str] = mapped_column(Text, primary_key=True)
+    ritual: Mapped[str] = mapped_column(Text, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

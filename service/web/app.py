@@ -1,5 +1,5 @@
-"""The FastAPI app: ``/healthz`` (200 when Redis and the log database answer) and the SMS
-webhook (``service/web/sms.py``)."""
+"""The FastAPI app: ``/healthz`` (200 when Redis and the log database answer), the SMS
+webhook (``service/web/sms.py``) and calendar feeds (``service/web/feeds.py``)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.inbound import webhook_token
-from service.storage import ReplyLog, make_engine
+from service.inbound import enqueue_feed_render, webhook_token
+from service.storage import FeedTokens, ReplyLog, make_engine
 from service.system_clock import SystemClock
+from service.web.feeds import feed_route
 from service.web.sms import sms_router
 
 if TYPE_CHECKING:
@@ -33,14 +35,20 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
     engine = make_engine(settings.log_url)
     broker = RedisBroker(url=redis_url, socket_timeout=5)  # type: ignore[no-untyped-call]
 
+    feeds_redis = AsyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await feeds_redis.aclose()
         broker.close()
         redis.close()
         engine.dispose()
 
     app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
+    app.router.routes.append(
+        feed_route(feeds_redis, FeedTokens(engine), lambda c: enqueue_feed_render(broker, c))
+    )
     app.include_router(
         sms_router(
             ReplyLog(engine),

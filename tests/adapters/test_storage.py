@@ -103,6 +103,8 @@ def test_migrate_brings_an_empty_database_to_head_and_again_is_a_no_op(url: str)
                 "replies",
                 "answers",
                 "occurrence_changes",
+                "feed_tokens",
+                "ritual_versions",
             }
         )
         assert PromptLog(engine).counts()[PromptState.PENDING] == 1

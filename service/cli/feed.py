@@ -1,0 +1,173 @@
+"""``hearth feed urls | rotate | export``: a partner's calendar subscription, from the shell."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from service.cli.serve import settings_or_exit
+from service.domain.errors import CoupleFileInvalid, HearthError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from redis import Redis
+
+    from service.domain.couples import Partner
+
+    from service.feeds.publisher import FeedPublisher
+    from service.settings import Settings
+
+__all__ = ["feed_app"]
+
+feed_app = typer.Typer(
+    name="feed", help="Calendar feed URLs, rotation and the exact bytes served.",
+    no_args_is_help=True,
+)  # fmt: skip
+
+
+@feed_app.command("urls")
+def urls(
+    couple: Annotated[str | None, typer.Argument(help="One couple's id (default: all).")] = None,
+) -> None:
+    """Each partner's feed URLs: https, webcal, and a Google Calendar add-by-URL link."""
+    settings = settings_or_exit()
+    redis = _redis(settings, required=False)
+    publisher = _publisher(settings, redis)
+    from service.config import load_directory  # noqa: PLC0415
+
+    couples = sorted(load_directory(settings.config_dir).couples)
+    if couple is not None:
+        if couple not in couples:
+            _fail(f"no couple {couple!r} in {settings.config_dir} (couples: {', '.join(couples)})")
+        couples = [couple]
+    for couple_id in couples:
+        for url in publisher.urls(couple_id):
+            typer.echo(f"{couple_id} {url.name}")
+            typer.echo(f"  https:  {url.https}")
+            typer.echo(f"  webcal: {url.webcal}")
+            typer.echo(f"  google: {url.google}")
+        if redis is not None:
+            publisher.publish(couple_id)
+    if redis is None:
+        typer.echo("(Hearth is not running: the feeds are published when it starts)", err=True)
+
+
+@feed_app.command("rotate")
+def rotate(
+    couple: Annotated[str, typer.Argument(help="The couple's id.")],
+    partner: Annotated[str, typer.Argument(help="The partner's name.")],
+) -> None:
+    """A new feed URL for the partner; the old one answers 404 from now on."""
+    settings = settings_or_exit()
+    redis = _redis(settings, required=True)
+    publisher = _publisher(settings, redis)
+    try:
+        url = publisher.rotate(couple, partner.lower())
+    except KeyError:
+        _fail(f"no couple {couple!r} with a partner {partner!r} in {settings.config_dir}")
+    typer.echo(f"{couple} {url.name}: the old URL no longer works. New:")
+    typer.echo(f"  https:  {url.https}")
+    typer.echo(f"  webcal: {url.webcal}")
+    typer.echo(f"  google: {url.google}")
+
+
+@feed_app.command("export")
+def export(
+    what: Annotated[str, typer.Argument(help="A couple file, or a couple's id.")],
+    partner: Annotated[str | None, typer.Option(help="Whose feed (default: the first).")] = None,
+) -> None:
+    """Print the exact bytes a feed URL serves (for a file: its feed with no replies applied)."""
+    path = Path(what)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        sys.stdout.buffer.write(_from_file(path, partner))
+        return
+    settings = settings_or_exit()
+    redis = _redis(settings, required=True)
+    publisher = _publisher(settings, redis)
+    from service.config import load_directory  # noqa: PLC0415
+
+    found = load_directory(settings.config_dir).couples.get(what)
+    if found is None:
+        _fail(f"{what!r} is neither a couple file nor a couple in {settings.config_dir}")
+    key = _partner_key(found.partners, partner)
+    body = publisher.served(what, key)
+    if body is None:
+        publisher.publish(what)
+        body = publisher.served(what, key)
+    if body is None:
+        _fail(f"the feed of {what}/{key} is not published")
+    sys.stdout.buffer.write(body)
+
+
+def _from_file(path: Path, partner: str | None) -> bytes:
+    from service.config import load_couple_file  # noqa: PLC0415
+    from service.feeds.render import (  # noqa: PLC0415
+        FEED_FUTURE,
+        FEED_PAST,
+        feed_occurrences,
+        render_feed,
+    )
+    from service.system_clock import SystemClock  # noqa: PLC0415
+
+    try:
+        couple = load_couple_file(path)
+    except CoupleFileInvalid as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot read {path}: {e}")
+    person = couple.partner(_partner_key(couple.partners, partner))
+    now = SystemClock().now()
+    window = (now - FEED_PAST, now + FEED_FUTURE)
+    found = feed_occurrences(couple, person, *window)
+    return render_feed(couple, person, found, window=window)
+
+
+def _partner_key(partners: Sequence[Partner], wanted: str | None) -> str:
+    keys = [p.key for p in partners]
+    if wanted is None:
+        return str(keys[0])
+    if wanted.lower() not in keys:
+        _fail(f"no partner {wanted!r} (partners: {', '.join(keys)})")
+    return wanted.lower()
+
+
+def _redis(settings: Settings, *, required: bool) -> Redis | None:
+    from redis import Redis  # noqa: PLC0415
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from service.embedded_redis import EmbeddedRedis  # noqa: PLC0415
+
+    url = settings.redis_url or EmbeddedRedis(settings.data_dir.resolve()).url
+    client: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except RedisError:
+        if required:
+            _fail(f"no Hearth is running on {settings.data_dir}: start `hearth run` first")
+        return None
+    return client
+
+
+def _publisher(settings: Settings, redis: Redis | None) -> FeedPublisher:
+    from redis import Redis  # noqa: PLC0415
+
+    from service.runtime import build_feed_publisher  # noqa: PLC0415
+    from service.storage import StorageError, migrate  # noqa: PLC0415
+    from service.system_clock import SystemClock  # noqa: PLC0415
+
+    try:
+        migrate(settings.log_url)
+    except (StorageError, HearthError) as e:
+        _fail(str(e))
+    # Without a running Hearth only the database is used (tokens); nothing is published.
+    client = redis if redis is not None else Redis()
+    return build_feed_publisher(settings, SystemClock(), client)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)

@@ -1,0 +1,92 @@
+"""``GET|HEAD /feeds/<token>.ics``: look up the stored feed by the token's hash and serve it.
+
+Rendering never happens here (the ``feed.render`` actor stores bytes and ETag); a request
+costs one hash and one Redis read, two for a full body. Every unknown, rotated or malformed
+token gets the same 404. A known token whose feed is not in Redis (Redis was flushed) gets
+503 with Retry-After while a render is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.feeds.publisher import feed_key
+from service.feeds.tokens import TOKEN_SHAPE, token_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from redis.asyncio import Redis as AsyncRedis
+
+    from service.storage import FeedTokens
+
+__all__ = ["feed_route"]
+
+log = logging.getLogger("hearth.web.feeds")
+
+CALENDAR = "text/calendar; charset=utf-8"
+NOT_FOUND = Response("no such feed\n", status_code=404, media_type="text/plain")
+
+
+def feed_route(
+    redis: AsyncRedis, tokens: FeedTokens, request_render: Callable[[str], None]
+) -> Route:
+    async def feed(request: Request) -> Response:
+        token = str(request.path_params["token"])
+        if not TOKEN_SHAPE.fullmatch(token):
+            return NOT_FOUND
+        key = feed_key(token_hash(token))
+        etag_raw, modified_raw = await redis.hmget(key, ["etag", "modified"])
+        if etag_raw is None or modified_raw is None:
+            return await _missing(token)
+        etag, modified = _text(etag_raw), _text(modified_raw)
+        headers = {"ETag": etag, "Last-Modified": modified, "Cache-Control": "private"}
+        if _not_modified(request, etag, modified):
+            return Response(status_code=304, headers=headers)
+        if request.method == "HEAD":
+            length = await redis.hstrlen(key, "body")
+            return Response(
+                status_code=200,
+                headers=headers | {"Content-Length": str(length), "Content-Type": CALENDAR},
+            )
+        body = await redis.hget(key, "body")
+        if body is None:  # rotated between the two reads
+            return NOT_FOUND
+        return Response(body, media_type=CALENDAR, headers=headers)
+
+    async def _missing(token: str) -> Response:
+        found = await run_in_threadpool(tokens.find, token_hash(token))
+        if found is None:
+            return NOT_FOUND
+        await run_in_threadpool(request_render, found.couple)
+        log.warning("feed of %s/%s not published; render queued", found.couple, found.partner)
+        return Response("the feed is being prepared\n", status_code=503,
+                        headers={"Retry-After": "30"}, media_type="text/plain")  # fmt: skip
+
+    return Route("/feeds/{token}.ics", feed, methods=["GET", "HEAD"], name="feed")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _not_modified(request: Request, etag: str, modified: str) -> bool:
+    """RFC 9110: If-None-Match wins over If-Modified-Since when both are sent."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
