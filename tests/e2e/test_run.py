@@ -87,6 +87,7 @@ def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: P
         )  # fmt: skip
         assert forged.returncode == 1
         assert "403" in forged.stderr
+        _feed_commands(env, port)
         banner = (tmp_path / "run.log").read_text()
         assert "next prompts:" in banner
         assert f"http://127.0.0.1:{port}/healthz" in banner
@@ -103,6 +104,39 @@ def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: P
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert [pid for pid in children if _alive(int(pid))] == []
+
+
+def _feed_commands(env: dict[str, str], port: int) -> None:
+    """`hearth feed urls` gives a URL the running service serves; export prints its bytes;
+    rotate makes it 404."""
+    urls = subprocess.run(
+        [str(HEARTH), "feed", "urls", "alex-and-sam"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert urls.returncode == 0, urls.stderr
+    lines = urls.stdout.splitlines()
+    assert lines[0] == "alex-and-sam Alex"
+    https = lines[1].split()[-1]
+    assert https.startswith(f"http://127.0.0.1:{port}/feeds/")
+    assert lines[2].split()[-1] == "webcal://" + https.split("://", 1)[1]
+    assert lines[3].split()[-1].startswith("https://calendar.google.com/calendar/r?cid=webcal")
+    served = httpx.get(https, timeout=10)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "text/calendar; charset=utf-8"
+    exported = subprocess.run(
+        [str(HEARTH), "feed", "export", "alex-and-sam", "--partner", "Alex"],
+        env=env, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout == served.content
+    rotated = subprocess.run(
+        [str(HEARTH), "feed", "rotate", "alex-and-sam", "Alex"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    assert httpx.get(https, timeout=10).status_code == 404
+    new = rotated.stdout.splitlines()[1].split()[-1]
+    assert httpx.get(new, timeout=10).status_code == 200
 
 
 def test_fire_names_what_is_unknown(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +17,6 @@ import dramatiq
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from dramatiq.brokers.redis import RedisBroker
 from hypothesis import HealthCheck, given, settings
 from redis import Redis
@@ -38,6 +35,7 @@ from tests.databases import BACKENDS, database
 from tests.domain.builders import utc
 from tests.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, MockTwilioHttpClient
 from tests.waiting import outbox_lines, wait_for
+from tests.web_server import Serving
 from workers import replies as reply_actor
 
 if TYPE_CHECKING:
@@ -118,33 +116,6 @@ def web(
             finally:
                 redis.close()
                 engine.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Serving:
-    """uvicorn in a thread on a free loopback port; stopped on leaving, bounded in time."""
-
-    def __init__(self, app: object) -> None:
-        port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.base = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        wait_for(lambda: self.server.started, 15, "uvicorn to start")
-        return self.base
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "uvicorn did not stop"
 
 
 def test_a_signed_reply_is_stored_and_queued_before_the_answer(web: Web) -> None:
