@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -144,3 +145,30 @@ def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
         second.join(timeout=10)
     ids = [i.decode() for i in redis.lrange("dramatiq:prompts", 0, -1)]
     assert len(ids) == len(set(ids)) == 4
+
+
+def _feed_renders(redis: Redis) -> list[tuple[str, dict[str, str]]]:
+    found = []
+    for queue in ("dramatiq:replies", "dramatiq:prompts"):
+        ids = redis.lrange(queue, 0, -1)
+        raw = redis.hmget(f"{queue}.msgs", ids) if ids else []
+        for m in raw:
+            message = json.loads(m) if m is not None else {}
+            if message.get("actor_name") == "feed.render":
+                found.append((queue.split(":")[1], message["kwargs"]))
+    return found
+
+
+def test_feeds_are_rendered_at_start_on_edits_and_every_night(
+    scheduler: tuple[Running, Path, Redis],
+) -> None:
+    running, config, redis = scheduler
+    calendar = VALID + "  - kind: date_night\n"
+    # At start: every couple's feeds (ritual.changed for all of them).
+    _wait(lambda: _feed_renders(redis) == [("replies", {"couple": "a"})], "the start render")
+    _write(config / "a.yaml", calendar, 1)
+    _wait(lambda: len(_feed_renders(redis)) == 2, "a render after the edit")
+    # Nightly at 03:00 in the couple's zone: 02:00 UTC on the 26th in Berlin.
+    running.clock.set(utc(2026, 11, 26, 2, 0, 30))
+    nightly = {"couple": "a", "event_id": "a/feed/20261126"}
+    _wait(lambda: ("prompts", nightly) in _feed_renders(redis), "the nightly render")

@@ -11,21 +11,27 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import dramatiq
 import httpx
 import icalendar
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
+from twilio.request_validator import RequestValidator
 
 from service.domain.changes import Change
 from service.domain.clock import ManualClock
+from service.domain.sends import sends_for
 from service.feeds.publisher import FeedPublisher, feed_key
 from service.feeds.render import feed_occurrences
 from service.feeds.tokens import token_hash
-from service.inbound import REPLIES_QUEUE
-from service.runtime import build_feed_publisher
+from service.inbound import REPLIES_QUEUE, webhook_token
+from service.runtime import build_feed_publisher, build_reply_handler
 from service.settings import Settings, load_settings
 from service.storage import (
     ChangeEffect,
+    Prompt,
+    PromptLog,
     ReplyLog,
     Settlement,
     make_engine,
@@ -35,7 +41,10 @@ from service.storage.answers import AnswerLog
 from service.web.app import create_app
 from tests.databases import BACKENDS, database
 from tests.domain.builders import utc
+from tests.waiting import wait_for
 from tests.web_server import Serving
+from workers import feeds as feed_actor
+from workers import replies as reply_actor
 
 PUBLIC = "http://127.0.0.1"  # replaced by the served base in the fixture
 COUPLE_YAML = """\
@@ -225,3 +234,40 @@ def test_a_known_token_without_a_published_feed_gets_503_and_a_render(feeds: Fee
     assert [(m["actor_name"], m["kwargs"]) for m in messages] == [
         ("feed.render", {"couple": "alex-sam"})
     ]
+
+
+def test_a_skip_texted_in_is_handled_and_the_feed_drops_it(feeds: Feeds) -> None:
+    """The whole loop with a real Dramatiq worker: webhook → reply.received → feed.render."""
+    couple = feeds.publisher._couples.get("alex-sam")
+    assert couple is not None
+    now = feeds.clock.now()
+    [occ, *_] = feed_occurrences(couple, couple.partner("sam"), now, now + timedelta(days=10))
+    # Sam was reminded of this date night: that text is what the reply answers.
+    engine = feeds.replies.engine
+    prompts = PromptLog(engine)
+    send = next(s for s in sends_for(couple, occ) if s.partner == "sam")
+    assert prompts.claim(Prompt.from_planned(send), now)
+    assert prompts.mark_sent(send.event_id, "SM" + "0" * 32, now)
+    url = feeds.url("sam")
+    assert f"{occ.id}@hearth".encode() in feeds.get(url).content
+    form = {"MessageSid": "SM" + secrets.token_hex(16), "From": "+15550000002", "Body": "skip"}
+    signature = RequestValidator(webhook_token(feeds.settings)).compute_signature(
+        feeds.base + "/sms/inbound", form
+    )
+    posted = httpx.post(f"{feeds.base}/sms/inbound", data=form,
+                        headers={"X-Twilio-Signature": signature}, timeout=10)  # fmt: skip
+    assert posted.status_code == 200
+    broker = RedisBroker(url=feeds.settings.redis_url)  # type: ignore[no-untyped-call]
+    reply_actor.declare(broker, min_backoff_ms=100, max_backoff_ms=1000)
+    feed_actor.declare(broker, min_backoff_ms=100, max_backoff_ms=1000)
+    reply_actor.use(build_reply_handler(feeds.settings, feeds.clock, feeds.redis, engine, broker))
+    feed_actor.use(feeds.publisher)
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        wait_for(lambda: f"{occ.id}@hearth".encode() not in feeds.get(url).content, 30,
+                 "the feed to drop the skipped date night")  # fmt: skip
+    finally:
+        worker.stop(timeout=10_000)
+        broker.close()
+    assert feeds.answers.changes("alex-sam")[occ.id].skipped
