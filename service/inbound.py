@@ -23,6 +23,8 @@ __all__ = [
     "FEED_RENDER",
     "REPLIES_QUEUE",
     "REPLY_RECEIVED",
+    "WEEK_ENDED",
+    "enqueue",
     "enqueue_feed_render",
     "enqueue_reply",
     "webhook_token",
@@ -32,6 +34,8 @@ REPLY_RECEIVED = "reply.received"
 REPLIES_QUEUE = "replies"
 # Feeds render on the replies queue: both are small, event-driven jobs people wait on.
 FEED_RENDER = "feed.render"
+# Weekly summaries come from the schedule (so on the prompts queue, like every timed event).
+WEEK_ENDED = "week.ended"
 DEV_TOKEN_FILE = "dev-webhook-token"
 
 
@@ -45,6 +49,13 @@ def enqueue_reply(broker: Broker, message_sid: str) -> None:
             kwargs={"message_sid": message_sid},
             options={},
         )
+    )
+
+
+def enqueue(broker: Broker, queue: str, actor: str, kwargs: dict[str, str]) -> None:
+    """Queue one message for ``actor`` (declared in another process) by name."""
+    broker.enqueue(
+        dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={})
     )
 
 

@@ -278,6 +278,8 @@ class ReplyHandler:
         latest: list[PromptRecord] = []
         seen: set[tuple[str, str, str]] = set()
         for record in sent:
+            if record.ritual not in {r.id for r in by_id[record.couple][0].rituals}:
+                continue  # a weekly summary, or a ritual removed since
             key = (record.couple, record.ritual, record.partner)
             if key not in seen:
                 seen.add(key)

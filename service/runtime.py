@@ -30,6 +30,7 @@ from service.storage import (
     RitualVersions,
     make_engine,
 )
+from service.summaries import WeeklySummaries
 
 if TYPE_CHECKING:
     from dramatiq import Broker
@@ -47,6 +48,7 @@ __all__ = [
     "build_reply_handler",
     "build_send_path",
     "build_sender",
+    "build_weekly_summaries",
     "redis_url",
 ]
 
@@ -140,4 +142,16 @@ def build_feed_publisher(
         clock,
         feed_secret(settings.feed_secret, settings.data_dir),
         settings.public_url,
+    )
+
+
+def build_weekly_summaries(settings: Settings, clock: Clock) -> WeeklySummaries:
+    engine = make_engine(settings.log_url)
+    return WeeklySummaries(
+        RefreshingCouples(LiveConfig(settings.config_dir)),
+        AnswerLog(engine),
+        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
+        PartnerStates(engine),
+        build_sender(settings),
+        clock,
     )

@@ -13,11 +13,12 @@ from service.runtime import (
     build_feed_publisher,
     build_reply_handler,
     build_send_path,
+    build_weekly_summaries,
     redis_url,
 )
 from service.settings import load_settings
 from service.system_clock import SystemClock
-from workers import feeds, prompts, replies
+from workers import feeds, prompts, replies, weeks
 
 settings = load_settings()
 url = redis_url(settings)
@@ -30,7 +31,9 @@ dramatiq.set_broker(broker)
 send_prompt = prompts.declare(broker)
 reply_received = replies.declare(broker)
 render_feed = feeds.declare(broker)
+week_ended = weeks.declare(broker)
 redis = Redis.from_url(url)
 prompts.use(build_send_path(settings, SystemClock()))
 replies.use(build_reply_handler(settings, SystemClock(), redis, broker=broker))
 feeds.use(build_feed_publisher(settings, SystemClock(), redis))
+weeks.use(build_weekly_summaries(settings, SystemClock()))

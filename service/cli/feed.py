@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from service.domain.couples import Partner
-
     from service.feeds.publisher import FeedPublisher
     from service.settings import Settings
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, cast
 
 from service.domain.changes import NO_CHANGES, Changes
 from service.domain.sends import PROMPT, PlannedSend, planned_sends
 from service.domain.wallclock import resolve, zone
-from service.inbound import FEED_RENDER
+from service.inbound import FEED_RENDER, WEEK_ENDED
 from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "Grace",
     "Scheduler",
     "is_send_event",
+    "later_event_message",
     "later_events",
     "message_kwargs",
     "replan_key",
@@ -45,6 +46,8 @@ SEND_PROMPT = "send_prompt"
 PROMPTS_QUEUE = "prompts"
 FEED_PURPOSE = "feed"
 FEED_REFRESH_AT = time(3, 0)
+WEEK_PURPOSE = "_week"  # not a valid ritual id, so never mistaken for one
+WEEK_SUMMARY_AT = time(9, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,43 +68,63 @@ def scheduled_events(
     grace: Grace = Grace(),
     changes: Changes = NO_CHANGES,
 ) -> list[ScheduledEvent]:
-    """The couple's sends with ``at`` in ``[start, end)``, as events for the schedule store,
-    followed by its later events (``later_events``)."""
-    sends = [scheduled_event(send, grace) for send in planned_sends(couple, start, end, changes)]
-    return sends + later_events(couple, start, end)
+    """The couple's sends with ``at`` in ``[start, end)``, as events for the schedule store."""
+    return [scheduled_event(send, grace) for send in planned_sends(couple, start, end, changes)]
 
 
 def later_events(couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
-    """Couple-level events in ``[start, end)``: for a couple with calendar rituals, a feed
-    render every day at 03:00 in its zone, which rolls the feed's window forward.
+    """Couple-level events in ``[start, end)``, in the couple's zone:
 
-    Their ids (``<couple>/feed/<local date>``) are not send ids: nothing records them as
-    missed, and a late one is simply run (its deadline is a day later)."""
-    if not any(r.calendar and r.enabled for r in couple.rituals):
-        return []
+    - ``feed.render`` every day at 03:00 for a couple with calendar rituals: it rolls the
+      feed's window forward (``<couple>/feed/<local date>``);
+    - ``week.ended`` every Monday at 09:00: the summary of the week before
+      (``<couple>/_week/<its Monday>``).
+
+    They are not sends: past their deadline (a day) they are run late, not recorded missed.
+    """
     tz = zone(couple.timezone)
+    calendar = any(r.calendar and r.enabled for r in couple.rituals)
     out = []
     day = start.astimezone(tz).date()
-    while (at := resolve(datetime.combine(day, FEED_REFRESH_AT), tz)) < end:
-        if at >= start:
+    while day <= end.astimezone(tz).date():
+        if calendar:
             event_id = f"{couple.id}/{FEED_PURPOSE}/{day:%Y%m%d}"
-            out.append(
-                ScheduledEvent(
-                    event_id=event_id,
-                    couple=couple.id,
-                    fire_at=at,
-                    deadline=at + timedelta(days=1),
-                    actor=FEED_RENDER,
-                    kwargs={"couple": couple.id, "event_id": event_id},
-                )
-            )
+            kwargs = {"couple": couple.id, "event_id": event_id}
+            out.append(_later(couple, event_id, day, FEED_REFRESH_AT, FEED_RENDER, kwargs))
+        if day.weekday() == 0:
+            week = day - timedelta(days=7)
+            event_id = f"{couple.id}/{WEEK_PURPOSE}/{week:%Y%m%d}"
+            kwargs = {"couple": couple.id, "week": week.isoformat(), "event_id": event_id}
+            out.append(_later(couple, event_id, day, WEEK_SUMMARY_AT, WEEK_ENDED, kwargs))
         day += timedelta(days=1)
-    return out
+    return [e for e in out if start <= e.fire_at < end]
+
+
+def _later(
+    couple: Couple, event_id: str, day: date, at: time, actor: str, kwargs: dict[str, str]
+) -> ScheduledEvent:
+    fire = resolve(datetime.combine(day, at), zone(couple.timezone))
+    return ScheduledEvent(event_id, couple.id, fire, fire + timedelta(days=1), actor, kwargs)
 
 
 def is_send_event(event_id: str) -> bool:
-    """Whether the scheduled event is a text to a partner (rather than a later event)."""
-    return event_id.split("/")[1:2] != [FEED_PURPOSE] and event_id.count("/") >= 4
+    """Whether the scheduled event is a text for an occurrence (``<occurrence>/<purpose>/
+    <partner>``, four slashes at least) rather than a later event (two)."""
+    return event_id.count("/") >= 4
+
+
+def later_event_message(event_id: str) -> tuple[str, dict[str, str]] | None:
+    """The actor and arguments to run a later event that came due past its deadline."""
+    parts = event_id.split("/")
+    if len(parts) != 3:
+        return None
+    couple, purpose, day = parts
+    if purpose == FEED_PURPOSE:
+        return FEED_RENDER, {"couple": couple, "event_id": event_id}
+    if purpose == WEEK_PURPOSE:
+        week = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        return WEEK_ENDED, {"couple": couple, "week": week, "event_id": event_id}
+    return None
 
 
 class Scheduler:
@@ -177,6 +200,10 @@ class Scheduler:
             since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
             self._plan(couple, max(since, now - self._catch_up), now)
 
+    def _events(self, couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
+        sends = scheduled_events(couple, start, end, self._grace, self._changes(couple.id))
+        return sends + later_events(couple, start, end)
+
     def _replan_changed(self, now: datetime) -> None:
         """Re-plan couples whose occurrences partners changed (SKIP, MOVE): ``FollowUps``
         adds them to a set; each is removed only after its re-plan, so none is lost."""
@@ -189,7 +216,7 @@ class Scheduler:
 
     def _replan(self, couple: Couple, now: datetime) -> None:
         until = now + self._horizon
-        events = scheduled_events(couple, now, until, self._grace, self._changes(couple.id))
+        events = self._events(couple, now, until)
         self._store.drop_couple(couple.id, keep=[e.event_id for e in events])
         self._store.add(events, now)
         self._redis.zadd(self._planned_key, {couple.id: _ms(until)})
@@ -198,8 +225,7 @@ class Scheduler:
         end = now + self._horizon
         if end <= start:
             return
-        events = scheduled_events(couple, start, end, self._grace, self._changes(couple.id))
-        self._store.add(events, now)
+        self._store.add(self._events(couple, start, end), now)
         # GT: two schedulers topping up at once never move the mark backwards.
         self._redis.zadd(self._planned_key, {couple.id: _ms(end)}, gt=True)
 

@@ -15,9 +15,15 @@ from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
 from service.config.live import LiveConfig
-from service.inbound import enqueue_feed_render, enqueue_reply
+from service.inbound import enqueue, enqueue_feed_render, enqueue_reply
 from service.runtime import redis_url
-from service.scheduler.planner import PROMPTS_QUEUE, Grace, Scheduler, is_send_event
+from service.scheduler.planner import (
+    PROMPTS_QUEUE,
+    Grace,
+    Scheduler,
+    is_send_event,
+    later_event_message,
+)
 from service.scheduler.store import ScheduleStore
 from service.sending import record_missed
 from service.storage import AnswerLog, PromptLog, ReplyLog, make_engine
@@ -58,9 +64,11 @@ def run(
         for event_id in sends:
             record_missed(live, prompts, event_id, "came due past its grace", now)
         log.warning("%d sends came due past their grace and were recorded as missed", len(sends))
-        for event_id in set(event_ids) - set(sends):
-            # A late feed render still helps: run it now.
-            enqueue_feed_render(broker, event_id.split("/")[0])
+        for event_id in sorted(set(event_ids) - set(sends)):
+            # A late feed render or weekly summary still helps: run it now.
+            message = later_event_message(event_id)
+            if message is not None:
+                enqueue(broker, PROMPTS_QUEUE, *message)
 
     scheduler = Scheduler(
         ScheduleStore(redis, queue=PROMPTS_QUEUE),

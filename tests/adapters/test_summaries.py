@@ -1,0 +1,163 @@
+"""``week.ended``: each partner's summary from real answers (SQLite and PostgreSQL), sent
+once through the real console sender; and the later events that trigger it."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from service.domain.clock import ManualClock
+from service.domain.couples import Couple
+from service.domain.occurrences import occurrences
+from service.domain.summaries import RitualWeek, summary_text, week_bounds
+from service.scheduler.planner import later_event_message, later_events
+from service.senders import ConsoleSender
+from service.sending import Outcome
+from service.storage import (
+    AnswerEffect,
+    AnswerLog,
+    PartnerStates,
+    PromptLog,
+    ReplyLog,
+    Settlement,
+    make_engine,
+    migrate,
+)
+from service.summaries import WeeklySummaries
+from tests.databases import BACKENDS, database
+from tests.domain.builders import couple, utc
+
+NY = ZoneInfo("America/New_York")
+COUPLE = couple(
+    {"kind": "check_in", "schedule": "every day at 21:00"},
+    {"kind": "date_night", "schedule": "every friday at 19:30"},
+    {"kind": "gratitude", "schedule": "every day at 12:30"},
+    {"kind": "phone_free", "schedule": "every day at 19:00"},
+    timezone="America/New_York",
+)
+MONDAY = date(2026, 3, 2)  # the week DST starts in New York (Sunday the 8th)
+
+
+class Couples:
+    def get(self, couple_id: str) -> Couple | None:
+        return COUPLE if couple_id == COUPLE.id else None
+
+
+@pytest.fixture(params=BACKENDS)
+def rig(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock]]:
+    with database(request.param, tmp_path) as url:
+        migrate(url)
+        engine = make_engine(url)
+        clock = ManualClock(datetime(2026, 3, 9, 9, tzinfo=NY))
+        outbox = tmp_path / "outbox.jsonl"
+        summaries = WeeklySummaries(
+            Couples(), AnswerLog(engine), PromptLog(engine), PartnerStates(engine),
+            ConsoleSender(outbox, io.StringIO()), clock,
+        )  # fmt: skip
+        try:
+            yield summaries, ReplyLog(engine), PartnerStates(engine), outbox, clock
+        finally:
+            engine.dispose()
+
+
+def _answer(replies: ReplyLog, occurrence_id: str, partner: str, action: str = "done") -> None:
+    sid = "SM" + secrets.token_hex(16)
+    now = datetime(2026, 3, 8, tzinfo=UTC)
+    replies.store(sid, {"From": "x", "Body": "x"}, now)
+    ritual = occurrence_id.split("/")[1]
+    effect = AnswerEffect(COUPLE.id, ritual, occurrence_id, partner, action)
+    assert replies.settle(sid, Settlement(action, None, answers=(effect,)), now)
+
+
+def test_the_summary_counts_each_ritual_by_its_completion_rule(
+    rig: tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock],
+) -> None:
+    summaries, replies, _, outbox, _ = rig
+    start, end = week_bounds(COUPLE.timezone, MONDAY)
+    week = occurrences(COUPLE, start, end)
+    check_ins = [o.id for o in week if o.ritual == "check_in"]
+    for occ in check_ins[:5]:  # both answered 5 evenings; Alex alone on the 6th
+        _answer(replies, occ, "alex")
+        _answer(replies, occ, "sam")
+    _answer(replies, check_ins[5], "alex")
+    _answer(replies, check_ins[6], "sam", "skipped")
+    [date_night] = [o.id for o in week if o.ritual == "date_night"]
+    _answer(replies, date_night, "sam")  # either partner completes it
+    gratitude_alex = [o.id for o in week if o.ritual == "gratitude" and o.partner == "alex"]
+    for occ in gratitude_alex[:3]:
+        _answer(replies, occ, "alex")
+    phone_free = [o.id for o in week if o.ritual == "phone_free"]
+    _answer(replies, phone_free[0], "alex")
+    assert summaries.send(COUPLE.id, MONDAY) == {"alex": Outcome.SENT, "sam": Outcome.SENT}
+    texts = {x["partner"]: x["body"] for x in map(json.loads, outbox.read_text().splitlines())}
+    assert texts["alex"] == (
+        "Your week with Sam, Alex: check-in 5/7, date night 1/1, gratitude note 3/7, "
+        "phone-free time 1x. Have a good week."
+    )
+    # Sam skipped the 7th check-in: it is not due for Sam, and both had to answer the rest.
+    assert texts["sam"].startswith("Your week with Alex, Sam: check-in 5/6, date night 1/1, ")
+
+
+def test_a_summary_goes_out_once_and_never_to_an_opted_out_partner(
+    rig: tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock],
+) -> None:
+    summaries, _, partners, outbox, clock = rig
+    partners.set_opted_out(COUPLE.id, "sam", True, clock.now())
+    assert summaries.send(COUPLE.id, MONDAY) == {"alex": Outcome.SENT, "sam": Outcome.MISSED}
+    again = summaries.send(COUPLE.id, MONDAY)
+    assert again == {"alex": Outcome.DONE_BEFORE, "sam": Outcome.DONE_BEFORE}
+    [line] = outbox.read_text().splitlines()
+    assert json.loads(line)["event_id"] == "alex-sam/_week/20260302/summary/alex"
+    assert summaries.send("nobody", MONDAY) == {}
+
+
+def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
+    found = later_events(COUPLE, utc(2026, 3, 1), utc(2026, 3, 17))
+    weeks = [(e.event_id, e.fire_at, e.actor, e.kwargs["week"]) for e in found
+             if e.actor == "week.ended"]  # fmt: skip
+    assert weeks == [
+        ("alex-sam/_week/20260223", datetime(2026, 3, 2, 9, tzinfo=NY), "week.ended",
+         "2026-02-23"),
+        ("alex-sam/_week/20260302", datetime(2026, 3, 9, 9, tzinfo=NY), "week.ended",
+         "2026-03-02"),
+        ("alex-sam/_week/20260309", datetime(2026, 3, 16, 9, tzinfo=NY), "week.ended",
+         "2026-03-09"),
+    ]  # fmt: skip
+    feeds = [e for e in found if e.actor == "feed.render"]
+    assert len(feeds) == 16  # one a night at 03:00 local, the couple has calendar rituals
+    assert {e.fire_at.astimezone(NY).hour for e in feeds} == {3}
+    assert later_event_message("alex-sam/_week/20260302") == (
+        "week.ended",
+        {"couple": "alex-sam", "week": "2026-03-02", "event_id": "alex-sam/_week/20260302"},
+    )
+    assert later_event_message("alex-sam/feed/20260302") == (
+        "feed.render", {"couple": "alex-sam", "event_id": "alex-sam/feed/20260302"},
+    )  # fmt: skip
+    no_calendar = couple({"kind": "check_in"})
+    assert {e.actor for e in later_events(no_calendar, utc(2026, 3, 1), utc(2026, 3, 17))} == {
+        "week.ended"
+    }
+
+
+def test_a_week_with_a_daylight_saving_change_is_167_hours() -> None:
+    start, end = week_bounds("America/New_York", MONDAY)
+    assert end - start == timedelta(hours=167)
+
+
+def test_summary_texts_stay_within_two_segments() -> None:
+    many = [RitualWeek(f"ritual number {i}", 7, 3) for i in range(40)]
+    text = summary_text("Alexandra", "Samuel", many)
+    assert len(text) <= 320
+    assert text.endswith("and more. Have a good week.")
+    assert summary_text("A", "B", []) == "Your week with B, A: a quiet one. New week, fresh start."
+    full = summary_text("A", "B", [RitualWeek("check-in", 7, 7)])
+    assert full == "Your week with B, A: check-in 7/7. Every one of them - well done."
