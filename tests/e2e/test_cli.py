@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from service.config.loading import load_couple_file
 from service.domain.kinds import RitualKind
@@ -337,3 +338,36 @@ def test_help_exits_0_and_describes_usage(args: tuple[str, ...]) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("example", ["alex-and-sam.yaml", "all-kinds.yaml", "mia-and-jon.yaml"])
+def test_feed_export_has_exactly_the_calendar_occurrences_of_preview(example: str) -> None:
+    """`hearth feed export FILE` and `hearth preview FILE --json` from the same expansion:
+    every calendar occurrence once, at the same instants, and nothing else."""
+    import icalendar
+    import recurring_ical_events
+
+    path = ROOT / "config" / "couples" / example
+    exported = subprocess.run(
+        [str(HEARTH), "feed", "export", str(path)], capture_output=True, timeout=60, check=True
+    ).stdout
+    today = datetime.now(UTC).date()
+    start, end = today + timedelta(days=1), today + timedelta(days=390)
+    preview = _json(hearth("preview", path, "--json", "--from", str(start), "--to", str(end)))
+    partner = yaml.safe_load(path.read_text())["partners"][0]["name"].lower()
+    expected = sorted(
+        (str(o["occurrence_id"]), _instant(o["start"]), _instant(o["end"]))
+        for o in preview
+        if o["calendar"] and o["partner"] in (None, partner)
+    )
+    lo = datetime.combine(start, datetime.min.time(), UTC)
+    hi = datetime.combine(end, datetime.min.time(), UTC)
+    events = recurring_ical_events.of(icalendar.Calendar.from_ical(exported)).between(lo, hi)
+    found = sorted(
+        (str(e["UID"]).removesuffix("@hearth"), e["DTSTART"].dt.astimezone(UTC),
+         e["DTEND"].dt.astimezone(UTC))
+        for e in events
+        if lo <= e["DTSTART"].dt < hi
+    )  # fmt: skip
+    assert expected, "the example has calendar rituals"
+    assert found == expected
