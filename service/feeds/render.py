@@ -7,9 +7,10 @@ Why this shape (also in ARCHITECTURE.md):
   years, EXDATE/RECURRENCE-ID overrides applied late. A list of plain events leaves nothing
   to expand; a skip is an event that is gone, a move is the same UID at a new time with a
   higher SEQUENCE. The feed is at most ~13 months of a few rituals, so size is no concern.
-- **UTC where a wall time has two readings.** An occurrence whose local start or end falls
-  in a spring-forward gap or a fall-back fold, or that spans a change (readers that compute
-  the end on the wall clock get its length wrong), is written in UTC: one reading only.
+- **UTC where a wall time has two readings.** An occurrence whose rule time or local start
+  or end falls in a spring-forward gap or a fall-back fold, that spans a change (readers
+  that compute the end on the wall clock get its length wrong), or that a partner moved, is
+  written in UTC: one reading only.
   So is every event in a zone whose DST shift is not whole hours (Australia/Lord_Howe):
   a major reader misapplies even ordinary days there.
 - **Our own VTIMEZONE.** One STANDARD/DAYLIGHT component per transition in the feed's
@@ -153,7 +154,7 @@ def _event(couple: Couple, partner: Partner, occ: Occurrence, stamps: FeedStamps
     event.add("sequence", version + revision)
     event.add("summary", summary)
     event.add("description", description)
-    one_reading = _unambiguous(occ.start, occ.end, tz)
+    one_reading = occ.moved_from is None and _unambiguous(occ, tz)
     if one_reading:
         event.add("dtstart", occ.start)
         event.add("dtend", occ.end)
@@ -171,20 +172,29 @@ def _event(couple: Couple, partner: Partner, occ: Occurrence, stamps: FeedStamps
     return _Rendered(event, tz.key if one_reading else None)
 
 
-def _unambiguous(start: datetime, end: datetime, tz: ZoneInfo) -> bool:
-    """Whether TZID plus local times can be read only one way for this event."""
+def _unambiguous(occ: Occurrence, tz: ZoneInfo) -> bool:
+    """Whether TZID plus local times can be read only one way for this event.
+
+    The nominal wall time counts, not only the resolved start: a rule time in a gap resolves
+    to a real moment, but readers differ on which (an hour early or late). A moved
+    occurrence has no nominal time left to check; the caller writes it in UTC.
+    """
     if not _whole_hour_shifts(tz.key):
         return False
-    if start.utcoffset() != end.utcoffset():
+    if occ.start.utcoffset() != occ.end.utcoffset():
         return False  # spans a change
-    return not (_ambiguous(start, tz) or _ambiguous(end, tz))
+    walls = (occ.wall, _wall(occ.start, tz), _wall(occ.end, tz))
+    return not any(_two_readings(w, tz) for w in walls)
 
 
-def _ambiguous(instant: datetime, tz: ZoneInfo) -> bool:
-    wall = instant.astimezone(tz).replace(tzinfo=None)
-    return (
-        wall.replace(tzinfo=tz, fold=0).utcoffset() != wall.replace(tzinfo=tz, fold=1).utcoffset()
-    )
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _two_readings(wall: datetime, tz: ZoneInfo) -> bool:
+    """In a gap (no reading) or a fold (two): PEP 495's two folds disagree on the offset."""
+    first = wall.replace(tzinfo=tz, fold=0).utcoffset()
+    return first != wall.replace(tzinfo=tz, fold=1).utcoffset()
 
 
 @cache
@@ -246,7 +256,8 @@ def _vtimezone(zone: str, first: date, last: date) -> Timezone:
     vtz = Timezone()
     vtz.add("tzid", zone)
     for instant, before, after in periods:
-        local = instant.astimezone(tz)
+        # The stand-in first period is named as at the feed's start, not as in 1970.
+        local = (start if instant < start and not earlier else instant).astimezone(tz)
         part = TimezoneDaylight() if local.dst() else TimezoneStandard()
         # DTSTART is the local time of the change, read in the offset before it.
         part.add("dtstart", (instant + before).replace(tzinfo=None))
