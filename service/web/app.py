@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.inbound import enqueue_feed_render, webhook_token
 from service.storage import FeedTokens, ReplyLog, make_engine
 from service.system_clock import SystemClock
-from service.web.feeds import feed_route
+from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.sms import sms_router
 
 if TYPE_CHECKING:
@@ -49,6 +50,15 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
     app.router.routes.append(
         feed_route(feeds_redis, FeedTokens(engine), lambda c: enqueue_feed_render(broker, c))
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema["paths"].update(FEED_OPENAPI)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(
         sms_router(
             ReplyLog(engine),

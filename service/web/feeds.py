@@ -27,11 +27,42 @@ if TYPE_CHECKING:
 
     from service.storage import FeedTokens
 
-__all__ = ["feed_route"]
+__all__ = ["FEED_OPENAPI", "feed_route"]
 
 log = logging.getLogger("hearth.web.feeds")
 
 CALENDAR = "text/calendar; charset=utf-8"
+_TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "The partner's secret feed token (32 characters, base64url).",
+    "schema": {"type": "string"},
+}
+_CONDITIONAL = [
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+    {"name": "If-Modified-Since", "in": "header", "required": False,
+     "schema": {"type": "string"}},
+]  # fmt: skip
+_RESPONSES = {
+    "200": {"description": "The feed (RFC 5545).", "content": {"text/calendar": {}}},
+    "304": {"description": "Not modified since the ETag or date given."},
+    "404": {"description": "No such feed (unknown, rotated or malformed token)."},
+    "503": {"description": "The feed is being prepared; retry after Retry-After seconds."},
+}
+# The route is a plain Starlette one (no validation layer on the hot 304 path), so its
+# OpenAPI description is written here and merged into the app's.
+FEED_OPENAPI = {
+    "/feeds/{token}.ics": {
+        method: {
+            "summary": f"A partner's calendar feed ({method.upper()})",
+            "operationId": f"feed_{method}",
+            "parameters": [_TOKEN, *_CONDITIONAL],
+            "responses": _RESPONSES,
+        }
+        for method in ("get", "head")
+    }
+}
 NOT_FOUND = Response("no such feed\n", status_code=404, media_type="text/plain")
 
 
