@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
 from service.domain.changes import Change
-from service.storage.errors import StorageError
+from service.storage.engine import reading
 from service.storage.models import AnswerRow, ChangeRow
 
 if TYPE_CHECKING:
@@ -55,28 +54,22 @@ class AnswerLog:
 
     def changes(self, couple: str) -> dict[str, Change]:
         """The couple's skipped and moved occurrences, by occurrence id."""
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(ChangeRow.occurrence_id, ChangeRow.skipped, ChangeRow.moved_to).where(
-                        ChangeRow.couple == couple
-                    )
-                ).all()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(ChangeRow.occurrence_id, ChangeRow.skipped, ChangeRow.moved_to).where(
+                    ChangeRow.couple == couple
+                )
+            ).all()
         return {r.occurrence_id: Change(r.occurrence_id, r.skipped, r.moved_to) for r in rows}
 
     def change_stamps(self, couple: str) -> dict[str, tuple[int, datetime]]:
         """The couple's changed occurrences: (revision, when last changed), by occurrence id."""
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(ChangeRow.occurrence_id, ChangeRow.revision, ChangeRow.updated_at).where(
-                        ChangeRow.couple == couple
-                    )
-                ).all()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(ChangeRow.occurrence_id, ChangeRow.revision, ChangeRow.updated_at).where(
+                    ChangeRow.couple == couple
+                )
+            ).all()
         return {r.occurrence_id: (r.revision, r.updated_at) for r in rows}
 
     def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]:
@@ -84,28 +77,25 @@ class AnswerLog:
         ids = list(dict.fromkeys(occurrence_ids))
         built = {i: _Builder() for i in ids}
         changes: dict[str, tuple[Change, int]] = {}
-        try:
-            with self.engine.connect() as conn:
-                for chunk in _chunks(ids, 500):
-                    for a in conn.execute(
-                        select(AnswerRow.occurrence_id, AnswerRow.partner, AnswerRow.action).where(
-                            AnswerRow.occurrence_id.in_(chunk)
-                        )
-                    ):
-                        target = built[a.occurrence_id]
-                        (target.skipped if a.action == "skipped" else target.done).add(a.partner)
-                    for c in conn.execute(
-                        select(
-                            ChangeRow.occurrence_id,
-                            ChangeRow.skipped,
-                            ChangeRow.moved_to,
-                            ChangeRow.revision,
-                        ).where(ChangeRow.occurrence_id.in_(chunk))
-                    ):
-                        change = Change(c.occurrence_id, c.skipped, c.moved_to)
-                        changes[c.occurrence_id] = (change, c.revision)
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            for chunk in _chunks(ids, 500):
+                for a in conn.execute(
+                    select(AnswerRow.occurrence_id, AnswerRow.partner, AnswerRow.action).where(
+                        AnswerRow.occurrence_id.in_(chunk)
+                    )
+                ):
+                    target = built[a.occurrence_id]
+                    (target.skipped if a.action == "skipped" else target.done).add(a.partner)
+                for c in conn.execute(
+                    select(
+                        ChangeRow.occurrence_id,
+                        ChangeRow.skipped,
+                        ChangeRow.moved_to,
+                        ChangeRow.revision,
+                    ).where(ChangeRow.occurrence_id.in_(chunk))
+                ):
+                    change = Change(c.occurrence_id, c.skipped, c.moved_to)
+                    changes[c.occurrence_id] = (change, c.revision)
         out = {}
         for i, b in built.items():
             found = changes.get(i)
@@ -124,11 +114,8 @@ class AnswerLog:
         ).where(AnswerRow.couple == couple, AnswerRow.action == "journal")
         if partner is not None:
             query = query.where(AnswerRow.partner == partner)
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(query.order_by(AnswerRow.answered_at, AnswerRow.id)).all()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            rows = conn.execute(query.order_by(AnswerRow.answered_at, AnswerRow.id)).all()
         return [JournalEntry(r.occurrence_id, r.partner, r.note, r.answered_at) for r in rows]
 
 

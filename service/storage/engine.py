@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from service.storage.errors import StorageError
 
-__all__ = ["make_engine", "make_session_factory", "writing"]
+__all__ = [
+    "insert",
+    "make_engine",
+    "make_session_factory",
+    "reading",
+    "translated",
+    "writing",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRESQL_CONNECT_TIMEOUT_S = 10
@@ -53,11 +61,37 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that will write; committed on leaving, rolled back on error."""
-    with engine.connect() as conn:
+    """A connection in a transaction that will write; committed on leaving, rolled back on
+    error. Driver errors leave as ``StorageError``."""
+    with translated(engine), engine.connect() as conn:
         conn.execution_options(**{_WRITING: True})
         with conn.begin():
             yield conn
+
+
+def insert(conn: Connection, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` in the connection's dialect, which has ``ON CONFLICT`` on both we support."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(model)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(model)
+    raise StorageError(str(conn.engine.url), f"unsupported database {conn.dialect.name!r}")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; driver errors leave as ``StorageError``."""
+    with translated(engine), engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def translated(engine: Engine) -> Iterator[None]:
+    """Driver errors (unreachable, locked, refused, …) leave as ``StorageError``."""
+    try:
+        yield
+    except DBAPIError as e:
+        raise StorageError.from_dbapi(str(engine.url), e) from e
 
 
 def _parse(url: str) -> URL:

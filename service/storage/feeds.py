@@ -7,11 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
-from service.storage.engine import writing
-from service.storage.errors import StorageError
+from service.storage.engine import insert, reading, writing
 from service.storage.models import FeedTokenRow, RitualVersionRow
 
 if TYPE_CHECKING:
@@ -36,25 +33,19 @@ class FeedTokens:
 
     def of_couple(self, couple: str) -> dict[str, FeedToken]:
         """The couple's current tokens, by partner key."""
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(
-                        FeedTokenRow.partner, FeedTokenRow.generation, FeedTokenRow.token_hash
-                    ).where(FeedTokenRow.couple == couple)
-                ).all()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    FeedTokenRow.partner, FeedTokenRow.generation, FeedTokenRow.token_hash
+                ).where(FeedTokenRow.couple == couple)
+            ).all()
         return {r.partner: FeedToken(couple, r.partner, r.generation, r.token_hash) for r in rows}
 
     def find(self, token_hash: str) -> FeedToken | None:
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(FeedTokenRow).where(FeedTokenRow.token_hash == token_hash)
-                ).one_or_none()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(FeedTokenRow).where(FeedTokenRow.token_hash == token_hash)
+            ).one_or_none()
         if row is None:
             return None
         return FeedToken(row.couple, row.partner, row.generation, row.token_hash)
@@ -66,26 +57,19 @@ class FeedTokens:
             "token_hash": token.token_hash,
             "created_at": now,
         }
-        try:
-            with writing(self.engine) as conn:
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                stmt = dialect.insert(FeedTokenRow).values(
-                    couple=token.couple, partner=token.partner, **values
+        with writing(self.engine) as conn:
+            stmt = insert(conn, FeedTokenRow).values(
+                couple=token.couple, partner=token.partner, **values
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[FeedTokenRow.couple, FeedTokenRow.partner], set_=values
                 )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[FeedTokenRow.couple, FeedTokenRow.partner], set_=values
-                    )
-                )
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+            )
 
     def drop_couple(self, couple: str) -> None:
-        try:
-            with writing(self.engine) as conn:
-                conn.execute(delete(FeedTokenRow).where(FeedTokenRow.couple == couple))
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with writing(self.engine) as conn:
+            conn.execute(delete(FeedTokenRow).where(FeedTokenRow.couple == couple))
 
 
 class RitualVersions:
@@ -99,38 +83,32 @@ class RitualVersions:
 
         Returns every ritual's (version, changed_at) after the update.
         """
-        try:
-            with writing(self.engine) as conn:
-                rows = {
-                    r.ritual: r
-                    for r in conn.execute(
-                        select(
-                            RitualVersionRow.ritual,
-                            RitualVersionRow.content_hash,
-                            RitualVersionRow.version,
-                            RitualVersionRow.changed_at,
-                        ).where(RitualVersionRow.couple == couple)
+        with writing(self.engine) as conn:
+            rows = {
+                r.ritual: r
+                for r in conn.execute(
+                    select(
+                        RitualVersionRow.ritual,
+                        RitualVersionRow.content_hash,
+                        RitualVersionRow.version,
+                        RitualVersionRow.changed_at,
+                    ).where(RitualVersionRow.couple == couple)
+                )
+            }
+            out: dict[str, tuple[int, datetime]] = {}
+            for ritual, content in hashes.items():
+                known = rows.get(ritual)
+                if known is not None and known.content_hash == content:
+                    out[ritual] = (known.version, known.changed_at)
+                    continue
+                version = known.version + 1 if known is not None else 0
+                values = {"content_hash": content, "version": version, "changed_at": now}
+                stmt = insert(conn, RitualVersionRow).values(couple=couple, ritual=ritual, **values)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[RitualVersionRow.couple, RitualVersionRow.ritual],
+                        set_=values,
                     )
-                }
-                out: dict[str, tuple[int, datetime]] = {}
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                for ritual, content in hashes.items():
-                    known = rows.get(ritual)
-                    if known is not None and known.content_hash == content:
-                        out[ritual] = (known.version, known.changed_at)
-                        continue
-                    version = known.version + 1 if known is not None else 0
-                    values = {"content_hash": content, "version": version, "changed_at": now}
-                    stmt = dialect.insert(RitualVersionRow).values(
-                        couple=couple, ritual=ritual, **values
-                    )
-                    conn.execute(
-                        stmt.on_conflict_do_update(
-                            index_elements=[RitualVersionRow.couple, RitualVersionRow.ritual],
-                            set_=values,
-                        )
-                    )
-                    out[ritual] = (version, now)
-                return out
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+                )
+                out[ritual] = (version, now)
+            return out

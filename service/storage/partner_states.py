@@ -7,11 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
-from service.storage.engine import writing
-from service.storage.errors import StorageError
+from service.storage.engine import insert, reading, writing
 from service.storage.models import PartnerRow
 
 if TYPE_CHECKING:
@@ -36,15 +33,12 @@ class PartnerStates:
         self.engine = engine
 
     def get(self, couple: str, partner: str) -> PartnerState:
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(PartnerRow.opted_out, PartnerRow.paused_until).where(
-                        PartnerRow.couple == couple, PartnerRow.partner == partner
-                    )
-                ).first()
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(PartnerRow.opted_out, PartnerRow.paused_until).where(
+                    PartnerRow.couple == couple, PartnerRow.partner == partner
+                )
+            ).first()
         return PartnerState(row.opted_out, row.paused_until) if row else PartnerState()
 
     def set_opted_out(self, couple: str, partner: str, opted_out: bool, now: datetime) -> None:
@@ -58,11 +52,8 @@ class PartnerStates:
         self._upsert(couple, partner, now, paused_until=until)
 
     def _upsert(self, couple: str, partner: str, now: datetime, **values: Any) -> None:
-        try:
-            with writing(self.engine) as conn:
-                upsert_partner(conn, couple, partner, now, **values)
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        with writing(self.engine) as conn:
+            upsert_partner(conn, couple, partner, now, **values)
 
 
 def upsert_partner(
@@ -72,8 +63,7 @@ def upsert_partner(
     transaction; a partner without a row gets one with the defaults for the rest."""
     row = {"couple": couple, "partner": partner, "opted_out": False, "paused_until": None}
     row |= values | {"updated_at": now}
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(PartnerRow).values(row)
+    stmt = insert(conn, PartnerRow).values(row)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[PartnerRow.couple, PartnerRow.partner],

@@ -31,20 +31,15 @@ masked, since providers quote the number they refused.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from service.domain.sends import PlannedSend
-from service.storage.engine import make_session_factory, writing
-from service.storage.errors import StorageError
+from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
 
 __all__ = ["DEFAULT_LEASE", "Prompt", "PromptLog", "PromptRecord"]
@@ -124,7 +119,7 @@ class PromptLog:
         drop the message.
         """
         now = _require_aware(now, "now")
-        with self._writing() as conn:
+        with writing(self.engine) as conn:
             # RETURNING yields the new row's id, or nothing when the event id already exists.
             if conn.execute(self._insert_pending(conn, prompt, now)).first() is not None:
                 return True
@@ -162,7 +157,7 @@ class PromptLog:
 
     def get(self, event_id: str) -> PromptRecord | None:
         """The row for ``event_id``, or None if it was never claimed."""
-        with self._translated(), self._sessions() as session:
+        with translated(self.engine), self._sessions() as session:
             row = session.scalars(
                 select(PromptRow).where(PromptRow.event_id == event_id)
             ).one_or_none()
@@ -185,7 +180,7 @@ class PromptLog:
             .order_by(PromptRow.sent_at.desc(), PromptRow.id.desc())
             .limit(limit)
         )
-        with self._translated(), self._sessions() as session:
+        with translated(self.engine), self._sessions() as session:
             return [_record(row) for row in session.scalars(query)]
 
     def counts(self, *, couple: str | None = None) -> dict[PromptState, int]:
@@ -194,7 +189,7 @@ class PromptLog:
         if couple is not None:
             query = query.where(PromptRow.couple == couple)
         found: dict[PromptState, int] = dict.fromkeys(PromptState, 0)
-        with self._translated(), self._sessions() as session:
+        with translated(self.engine), self._sessions() as session:
             for state, count in session.execute(query):
                 found[state] = count
         return found
@@ -204,7 +199,7 @@ class PromptLog:
     def _settle(self, event_id: str, now: datetime, **values: Any) -> bool:
         """Update the row if it is still pending; transitions out of a final state never happen."""
         now = _require_aware(now, "now")
-        with self._writing() as conn:
+        with writing(self.engine) as conn:
             result = conn.execute(
                 update(PromptRow)
                 .where(PromptRow.event_id == event_id, PromptRow.state == PromptState.PENDING)
@@ -228,31 +223,10 @@ class PromptLog:
             "created_at": now,
             "updated_at": now,
         }
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            pg = postgresql.insert(PromptRow).values(values)
-            return pg.on_conflict_do_nothing(index_elements=[PromptRow.event_id]).returning(
-                PromptRow.id
-            )
-        if dialect == "sqlite":
-            lite = sqlite.insert(PromptRow).values(values)
-            return lite.on_conflict_do_nothing(index_elements=[PromptRow.event_id]).returning(
-                PromptRow.id
-            )
-        raise StorageError(str(conn.engine.url), f"unsupported database {dialect!r}")
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._translated(), writing(self.engine) as conn:
-            yield conn
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Driver errors (unreachable, locked, …) leave as ``StorageError``."""
-        try:
-            yield
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
+        stmt = insert(conn, PromptRow).values(values)
+        return stmt.on_conflict_do_nothing(index_elements=[PromptRow.event_id]).returning(
+            PromptRow.id
+        )
 
 
 def _record(row: PromptRow) -> PromptRecord:

@@ -14,18 +14,14 @@ the next delivery sends; one dying during the provider call may send it twice, a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
-from service.storage.engine import writing
-from service.storage.errors import StorageError
+from service.storage.engine import insert, reading, writing
 from service.storage.models import AnswerRow, ChangeRow, ReplyRow, ReplyState
 from service.storage.partner_states import upsert_partner
 
@@ -120,14 +116,13 @@ class ReplyLog:
             "state": ReplyState.RECEIVED,
             "received_at": now,
         }
-        with self._writing() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(ReplyRow).values(values)
+        with writing(self.engine) as conn:
+            stmt = insert(conn, ReplyRow).values(values)
             stmt = stmt.on_conflict_do_nothing(index_elements=[ReplyRow.message_sid])
             return conn.execute(stmt.returning(ReplyRow.id)).first() is not None
 
     def get(self, message_sid: str) -> ReplyRecord | None:
-        with self._translated(), self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(
                     ReplyRow.message_sid,
@@ -160,7 +155,7 @@ class ReplyLog:
     def settle(self, message_sid: str, settled: Settlement, now: datetime) -> bool:
         """Mark the reply handled and write its effects, atomically; False if it was not
         ``received`` any more (another delivery settled it first: nothing is written)."""
-        with self._writing() as conn:
+        with writing(self.engine) as conn:
             moved = conn.execute(
                 update(ReplyRow)
                 .where(ReplyRow.message_sid == message_sid, ReplyRow.state == ReplyState.RECEIVED)
@@ -193,7 +188,7 @@ class ReplyLog:
 
     def confirm(self, message_sid: str, provider_id: str | None, now: datetime) -> bool:
         """Record that the confirmation went out (or that none was due); False if not handled."""
-        with self._writing() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(
                 update(ReplyRow)
                 .where(ReplyRow.message_sid == message_sid, ReplyRow.state == ReplyState.HANDLED)
@@ -203,7 +198,7 @@ class ReplyLog:
 
     def unfinished(self, received_before: datetime, limit: int = 500) -> list[str]:
         """MessageSids still unhandled that arrived before ``received_before``, oldest first."""
-        with self._translated(), self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(ReplyRow.message_sid)
                 .where(
@@ -215,22 +210,9 @@ class ReplyLog:
             )
             return [r.message_sid for r in rows]
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._translated(), writing(self.engine) as conn:
-            yield conn
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except DBAPIError as e:
-            raise StorageError.from_dbapi(str(self.engine.url), e) from e
-
 
 def _insert_answer(conn: Connection, sid: str, answer: AnswerEffect, now: datetime) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(AnswerRow).values(
+    stmt = insert(conn, AnswerRow).values(
         reply_sid=sid,
         couple=answer.couple,
         ritual=answer.ritual,
@@ -252,8 +234,7 @@ def _upsert_change(conn: Connection, sid: str, change: ChangeEffect, now: dateti
         "reply_sid": sid,
         "updated_at": now,
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(ChangeRow).values(
+    stmt = insert(conn, ChangeRow).values(
         occurrence_id=change.occurrence_id,
         couple=change.couple,
         ritual=change.ritual,
