@@ -41,15 +41,7 @@ DEV_TOKEN_FILE = "dev-webhook-token"
 
 def enqueue_reply(broker: Broker, message_sid: str) -> None:
     """Queue the stored reply for the ``reply.received`` actor (by its sid, never its body)."""
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=REPLIES_QUEUE,
-            actor_name=REPLY_RECEIVED,
-            args=(),
-            kwargs={"message_sid": message_sid},
-            options={},
-        )
-    )
+    enqueue(broker, REPLIES_QUEUE, REPLY_RECEIVED, {"message_sid": message_sid})
 
 
 def enqueue(broker: Broker, queue: str, actor: str, kwargs: dict[str, str]) -> None:
@@ -61,15 +53,7 @@ def enqueue(broker: Broker, queue: str, actor: str, kwargs: dict[str, str]) -> N
 
 def enqueue_feed_render(broker: Broker, couple: str) -> None:
     """Queue a re-render of the couple's feeds (a skip, a move, a config edit)."""
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=REPLIES_QUEUE,
-            actor_name=FEED_RENDER,
-            args=(),
-            kwargs={"couple": couple},
-            options={},
-        )
-    )
+    enqueue(broker, REPLIES_QUEUE, FEED_RENDER, {"couple": couple})
 
 
 def webhook_token(settings: Settings) -> str:

@@ -275,10 +275,11 @@ class ReplyHandler:
     ) -> Target | Settlement:
         by_id = {c.id: (c, p) for c, p in matches}
         sent = self._prompts.recent_sent([(c.id, p.key) for c, p in matches], now - ANSWERABLE_FOR)
+        rituals_of = {c.id: {r.id for r in c.rituals} for c, _ in matches}
         latest: list[PromptRecord] = []
         seen: set[tuple[str, str, str]] = set()
         for record in sent:
-            if record.ritual not in {r.id for r in by_id[record.couple][0].rituals}:
+            if record.ritual not in rituals_of[record.couple]:
                 continue  # a weekly summary, or a ritual removed since
             key = (record.couple, record.ritual, record.partner)
             if key not in seen:

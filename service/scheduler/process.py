@@ -6,10 +6,12 @@ each one records the missed events it claimed. ``run`` returns when ``stop`` is 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
@@ -30,6 +32,7 @@ from service.storage import AnswerLog, PromptLog, ReplyLog, make_engine
 
 if TYPE_CHECKING:
     from service.domain.clock import Clock
+    from service.domain.couples import Couple
     from service.settings import Settings
 
 __all__ = ["run"]
@@ -84,9 +87,9 @@ def run(
                 changed = live.refresh()
                 if changed.any or ticks == 0:
                     scheduler.set_couples(live.couples, clock.now())
-                    # ritual.changed: republish the feeds of what changed (everything at start).
-                    edited = live.couples if ticks == 0 else [*changed.changed, *changed.removed]
-                    for couple_id in edited:
+                    # ritual.changed: republish the feeds of couples whose file changed since
+                    # their feeds were last queued (at start: since before the restart).
+                    for couple_id in _feeds_to_render(redis, live.couples, changed.removed):
                         enqueue_feed_render(broker, couple_id)
             claimed = scheduler.tick(clock.now())
             if claimed.enqueued:
@@ -98,6 +101,24 @@ def run(
     finally:
         broker.close()
         redis.close()
+
+
+def _feeds_to_render(redis: Redis, couples: Mapping[str, Couple], removed: list[str]) -> list[str]:
+    """Couples whose description differs from the one their feeds were last queued for
+    (kept in ``hearth:feed-sources``), plus removed ones; the record is updated at once,
+    so a restart does not render ten thousand unchanged feeds again."""
+    key = "hearth:feed-sources"
+    digests = {
+        c.id: hashlib.sha256(c.model_dump_json().encode()).hexdigest() for c in couples.values()
+    }
+    ids = list(digests)
+    known = cast("list[bytes | None]", redis.hmget(key, ids)) if ids else []
+    stale = [i for i, old in zip(ids, known, strict=True) if old != digests[i].encode()]
+    if stale:
+        redis.hset(key, mapping={i: digests[i] for i in stale})
+    if removed:
+        redis.hdel(key, *removed)
+    return stale + removed
 
 
 def _requeue_unfinished(replies: ReplyLog, broker: RedisBroker, redis: Redis, clock: Clock) -> None:

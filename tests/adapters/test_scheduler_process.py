@@ -172,3 +172,18 @@ def test_feeds_are_rendered_at_start_on_edits_and_every_night(
     running.clock.set(utc(2026, 11, 26, 2, 0, 30))
     nightly = {"couple": "a", "event_id": "a/feed/20261126"}
     _wait(lambda: ("prompts", nightly) in _feed_renders(redis), "the nightly render")
+
+
+def test_a_restart_renders_only_the_feeds_of_couples_edited_meanwhile(
+    redis_client: Redis,
+) -> None:
+    from service.scheduler.process import _feeds_to_render
+    from tests.domain.builders import couple
+
+    a, b = couple({"kind": "date_night"}, couple="a"), couple({"kind": "date_night"}, couple="b")
+    assert sorted(_feeds_to_render(redis_client, {"a": a, "b": b}, [])) == ["a", "b"]
+    assert _feeds_to_render(redis_client, {"a": a, "b": b}, []) == [], "a restart, no edits"
+    edited = couple({"kind": "date_night", "schedule": "every saturday at 20:00"}, couple="b")
+    assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["b"]
+    assert _feeds_to_render(redis_client, {"b": edited}, ["a"]) == ["a"]
+    assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["a"], "a came back"
