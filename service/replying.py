@@ -199,7 +199,7 @@ class ReplyHandler:
         if reply.verb is Verb.RESUME:
             effects = tuple(PartnerEffect(c.id, p.key, pause=True) for c, p in matches)
             return who.settle("resumed", say.resumed(), partners=effects)
-        return self._answer(reply, matches, now, who)
+        return self._answer(reply, matches, now, who, record.received_at)
 
     def _answer(
         self,
@@ -207,6 +207,7 @@ class ReplyHandler:
         matches: list[tuple[Couple, Partner]],
         now: datetime,
         who: _From,
+        received: datetime,
     ) -> Settlement:
         found = self._target(reply, matches, now)
         if isinstance(found, Settlement):
@@ -233,7 +234,9 @@ class ReplyHandler:
             return self._skip(t, reply, base)
         if reply.verb is Verb.SNOOZE:
             assert reply.span is not None
-            at = now + reply.span
+            # The follow-up schedules it from the reply's arrival (so a redelivery names the
+            # same send); after a long worker outage that moment may be past: it goes now.
+            at = max(received + reply.span, now)
             zone = t.couple.partner_zone(t.partner)
             return base.settle("snoozed", say.snoozed(name, at.astimezone(zone)))
         if reply.verb is Verb.MOVE:

@@ -405,3 +405,17 @@ def test_any_text_whatever_gets_an_answer(tmp_path_factory: pytest.TempPathFacto
         check()
     finally:
         engine.dispose()
+
+
+def test_a_snooze_handled_late_is_timed_from_its_arrival(rig: Rig) -> None:
+    rig.deliver("check_in", _day(2, 20), _day(2, 22))
+    arrived = _day(2, 21, 2)
+    rig.clock.set(arrived)
+    sid = "SM" + "5" * 32
+    rig.replies.store(sid, {"MessageSid": sid, "From": ALEX, "Body": "later 1h"}, arrived)
+    rig.clock.set(arrived + timedelta(minutes=20))  # the worker was busy
+    record = rig.handler.handle(sid)
+    assert record is not None
+    assert rig.answer(record) == "OK, I'll remind you about your check-in at 22:02."
+    [(_, at)] = [(e, at) for e, at in rig.store.pending(COUPLE.id) if "/snooze-" in e]
+    assert at == (arrived + timedelta(hours=1)).astimezone(UTC)
