@@ -21,6 +21,7 @@ from service.inbound import enqueue_feed_render, webhook_token
 from service.storage import FeedTokens, ReplyLog, make_engine
 from service.system_clock import SystemClock
 from service.web.feeds import FEED_OPENAPI, feed_route
+from service.web.logs import install as install_log_filters
 from service.web.sms import sms_router
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        install_log_filters()  # after uvicorn configured its loggers
         yield
         await feeds_redis.aclose()
         broker.close()

@@ -271,3 +271,18 @@ def test_a_skip_texted_in_is_handled_and_the_feed_drops_it(feeds: Feeds) -> None
         worker.stop(timeout=10_000)
         broker.close()
     assert feeds.answers.changes("alex-sam")[occ.id].skipped
+
+
+def test_access_logs_never_show_a_feed_token(feeds: Feeds) -> None:
+    import logging
+
+    from service.web.logs import RedactFeedTokens
+
+    assert any(isinstance(f, RedactFeedTokens) for f in logging.getLogger("uvicorn.access").filters)
+    token_path = feeds.url().split(feeds.base, 1)[1]
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", token_path + "?x=1", "1.1", 200), None,
+    )  # fmt: skip
+    RedactFeedTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /feeds/***.ics?x=1 HTTP/1.1" 200'
