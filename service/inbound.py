@@ -8,11 +8,11 @@ Twilio would and the web app checks it the same way: there is no unsigned path.
 
 from __future__ import annotations
 
-import os
-import secrets
 from typing import TYPE_CHECKING
 
 import dramatiq
+
+from service.local_secret import local_secret
 
 if TYPE_CHECKING:
     from dramatiq import Broker
@@ -60,18 +60,4 @@ def webhook_token(settings: Settings) -> str:
     """The token webhooks are signed with: Twilio's auth token, or this data dir's dev token."""
     if settings.twilio_auth_token:
         return settings.twilio_auth_token
-    path = settings.data_dir / DEV_TOKEN_FILE
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(16)
-    try:
-        # O_EXCL: two processes starting at once agree on the first one's token.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
-    return token
+    return local_secret(settings.data_dir / DEV_TOKEN_FILE, 16)

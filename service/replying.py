@@ -301,8 +301,7 @@ class ReplyHandler:
         for record in latest:
             couple, partner = by_id[record.couple]
             answers = states[record.occurrence_id]
-            changes = {answers.change.occurrence_id: answers.change} if answers.change else {}
-            occurrence = find_occurrence(couple, record.occurrence_id, changes)
+            occurrence = find_occurrence(couple, record.occurrence_id, answers.changes)
             if occurrence is None and answers.change is not None and answers.change.skipped:
                 occurrence = find_occurrence(couple, record.occurrence_id)
             if occurrence is None:

@@ -6,6 +6,7 @@ Redis is ``REDIS_URL`` or the embedded server in the data dir (shared by every p
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ __all__ = [
     "build_sender",
     "build_weekly_summaries",
     "redis_url",
+    "refreshing_couples",
 ]
 
 
@@ -69,12 +71,14 @@ def build_sender(settings: Settings) -> Sender:
 
 
 class RefreshingCouples:
-    """The config directory for workers: re-read at most every ``every_s`` seconds."""
+    """The config directory for workers: re-read at most every ``every_s`` seconds, by one
+    thread at a time (the others read the version in place meanwhile)."""
 
     def __init__(self, live: LiveConfig, every_s: float = 2.0) -> None:
         self.live = live
         self._every_s = every_s
         self._checked = float("-inf")
+        self._refreshing = threading.Lock()
 
     def get(self, couple_id: str) -> Couple | None:
         self._maybe_refresh()
@@ -85,20 +89,40 @@ class RefreshingCouples:
         return self.live.by_phone(phone)
 
     def _maybe_refresh(self) -> None:
-        if time.monotonic() - self._checked >= self._every_s:
-            self.live.refresh()
-            self._checked = time.monotonic()
+        if time.monotonic() - self._checked < self._every_s:
+            return
+        if not self._refreshing.acquire(blocking=self._checked == float("-inf")):
+            return  # another thread is refreshing; the current version serves meanwhile
+        try:
+            if time.monotonic() - self._checked >= self._every_s:
+                self.live.refresh()
+                self._checked = time.monotonic()
+        finally:
+            self._refreshing.release()
 
 
-def build_send_path(settings: Settings, clock: Clock) -> SendPath:
-    engine = make_engine(settings.log_url)
+def refreshing_couples(settings: Settings) -> RefreshingCouples:
+    return RefreshingCouples(LiveConfig(settings.config_dir))
+
+
+# Each builder takes the ``engine`` and ``couples`` a worker process's actors share (one
+# loaded config, one connection pool), and makes its own when called alone.
+
+
+def build_send_path(
+    settings: Settings,
+    clock: Clock,
+    engine: Engine | None = None,
+    couples: RefreshingCouples | None = None,
+) -> SendPath:
+    engine = engine or make_engine(settings.log_url)
     return SendPath(
-        RefreshingCouples(LiveConfig(settings.config_dir)),
+        couples or refreshing_couples(settings),
         PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
         PartnerStates(engine),
         build_sender(settings),
         clock,
-        changes=AnswerLog(engine),
+        answers=AnswerLog(engine),
     )
 
 
@@ -108,6 +132,7 @@ def build_reply_handler(
     redis: Redis,
     engine: Engine | None = None,
     broker: Broker | None = None,
+    couples: RefreshingCouples | None = None,
 ) -> ReplyHandler:
     """The reply handler; on ``engine`` when given (its owner disposes of it). With
     ``broker``, skips and moves queue a render of the couple's feeds."""
@@ -115,7 +140,7 @@ def build_reply_handler(
     grace = Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder)
     republish = (lambda couple: enqueue_feed_render(broker, couple)) if broker else None
     return ReplyHandler(
-        RefreshingCouples(LiveConfig(settings.config_dir)),
+        couples or refreshing_couples(settings),
         ReplyLog(engine),
         AnswerLog(engine),
         PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
@@ -130,11 +155,15 @@ def build_reply_handler(
 
 
 def build_feed_publisher(
-    settings: Settings, clock: Clock, redis: Redis, engine: Engine | None = None
+    settings: Settings,
+    clock: Clock,
+    redis: Redis,
+    engine: Engine | None = None,
+    couples: RefreshingCouples | None = None,
 ) -> FeedPublisher:
     engine = engine or make_engine(settings.log_url)
     return FeedPublisher(
-        RefreshingCouples(LiveConfig(settings.config_dir)),
+        couples or refreshing_couples(settings),
         FeedTokens(engine),
         RitualVersions(engine),
         AnswerLog(engine),
@@ -145,10 +174,15 @@ def build_feed_publisher(
     )
 
 
-def build_weekly_summaries(settings: Settings, clock: Clock) -> WeeklySummaries:
-    engine = make_engine(settings.log_url)
+def build_weekly_summaries(
+    settings: Settings,
+    clock: Clock,
+    engine: Engine | None = None,
+    couples: RefreshingCouples | None = None,
+) -> WeeklySummaries:
+    engine = engine or make_engine(settings.log_url)
     return WeeklySummaries(
-        RefreshingCouples(LiveConfig(settings.config_dir)),
+        couples or refreshing_couples(settings),
         AnswerLog(engine),
         PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
         PartnerStates(engine),

@@ -4,9 +4,9 @@
 message can never send twice), runs the guards in order — each one small class with one
 job, like Dramatiq's middleware — and then sends, recording the outcome:
 
-    claim ─ StillPlanned ─ OptedOut ─ Paused ─ QuietHours ─ send ─ mark_sent / mark_failed
-      │          │            │          │          │          └─ retryable: release, raise
-      │          └────────────┴──────────┴─ missed  └─ held: release, come back at its end
+    claim ─ StillPlanned ─ Answered ─ OptedOut ─ Paused ─ QuietHours ─ send ─ mark_sent/failed
+      │          │            │           │          │          │          └─ retryable: raise
+      │          └────────────┴───────────┴──────────┴─ missed  └─ held: come back at its end
       └─ already handled, or another worker holds it
 
 A worker that dies after the provider accepted a text but before ``mark_sent`` leaves the
@@ -42,6 +42,7 @@ __all__ = [
     "SendPath",
     "SendRequest",
     "SendResult",
+    "deliver",
     "record_missed",
 ]
 
@@ -187,7 +188,7 @@ class SendPath:
         sender: Sender,
         clock: Clock,
         guards: Sequence[Guard] = DEFAULT_GUARDS,
-        changes: AnswerSource | None = None,
+        answers: AnswerSource | None = None,
     ) -> None:
         self._couples = couples
         self._prompts = prompts
@@ -195,7 +196,7 @@ class SendPath:
         self._sender = sender
         self._clock = clock
         self._guards = tuple(guards)
-        self._answers = changes
+        self._answers = answers
 
     def handle(self, request: SendRequest) -> SendResult:
         """Send ``request`` at most once; ``RetryableDeliveryError`` propagates for a retry."""
@@ -204,9 +205,10 @@ class SendPath:
         answers = OccurrenceAnswers()
         if self._answers is not None:
             answers = self._answers.of([request.occurrence_id])[request.occurrence_id]
-        changes = {answers.change.occurrence_id: answers.change} if answers.change else {}
         send = (
-            find_send(couple, request.occurrence_id, request.event_id, changes) if couple else None
+            find_send(couple, request.occurrence_id, request.event_id, answers.changes)
+            if couple
+            else None
         )
         if not self._prompts.claim(_prompt(request, send), now):
             return self._not_claimed(request, now)
@@ -240,24 +242,7 @@ class SendPath:
             to=partner.phone,
             body=send.body,
         )
-        try:
-            provider_id = self._sender.send(text, now)
-        except RetryableDeliveryError as e:
-            self._prompts.release(request.event_id, str(e), self._clock.now())
-            log.warning("%s: retryable delivery error %s", request.event_id, e.code)
-            raise
-        except PermanentDeliveryError as e:
-            done = self._clock.now()
-            self._prompts.mark_failed(request.event_id, str(e), done)
-            if e.opted_out:
-                # The carrier says this number opted out (Twilio 21610): mirror it, so
-                # nothing more is even tried until the partner sends START.
-                self._partners.set_opted_out(request.couple, request.partner, True, done)
-            log.warning("%s: failed permanently (code %s)", request.event_id, e.code)
-            return SendResult(Outcome.FAILED, str(e))
-        self._prompts.mark_sent(request.event_id, provider_id, self._clock.now())
-        log.info("%s sent", request.event_id)
-        return SendResult(Outcome.SENT, provider_id=provider_id)
+        return deliver(text, self._sender, self._prompts, self._partners, self._clock, now)
 
     def _not_claimed(self, request: SendRequest, now: datetime) -> SendResult:
         record = self._prompts.get(request.event_id)
@@ -270,6 +255,39 @@ class SendPath:
             )
         state = record.state.value if record else "unknown"
         return SendResult(Outcome.DONE_BEFORE, f"already {state}")
+
+
+def deliver(
+    text: Outgoing,
+    sender: Sender,
+    prompts: PromptLog,
+    partners: PartnerStates,
+    clock: Clock,
+    now: datetime,
+) -> SendResult:
+    """Hand a claimed text to the provider and settle its row in the prompt log.
+
+    A retryable error releases the claim and is raised for a retry; a permanent one is
+    recorded as failed (and a carrier opt-out mirrored to the partner's state).
+    """
+    try:
+        provider_id = sender.send(text, now)
+    except RetryableDeliveryError as e:
+        prompts.release(text.event_id, str(e), clock.now())
+        log.warning("%s: retryable delivery error %s", text.event_id, e.code)
+        raise
+    except PermanentDeliveryError as e:
+        done = clock.now()
+        prompts.mark_failed(text.event_id, str(e), done)
+        if e.opted_out:
+            # The carrier says this number opted out (Twilio 21610): mirror it, so
+            # nothing more is even tried until the partner sends START.
+            partners.set_opted_out(text.couple, text.partner, True, done)
+        log.warning("%s: failed permanently (code %s)", text.event_id, e.code)
+        return SendResult(Outcome.FAILED, str(e))
+    prompts.mark_sent(text.event_id, provider_id, clock.now())
+    log.info("%s sent", text.event_id)
+    return SendResult(Outcome.SENT, provider_id=provider_id)
 
 
 def record_missed(

@@ -8,15 +8,14 @@ redelivered message sends nothing twice; opted-out and paused partners get none.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from service.domain.completions import is_complete
 from service.domain.kinds import Completion
 from service.domain.occurrences import occurrences
 from service.domain.summaries import RitualWeek, summary_text, week_bounds
-from service.senders import Outgoing, PermanentDeliveryError, RetryableDeliveryError
-from service.sending import Outcome
+from service.senders import Outgoing
+from service.sending import Outcome, deliver
 from service.storage import Prompt
 
 if TYPE_CHECKING:
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from service.storage import AnswerLog, OccurrenceAnswers, PartnerStates, PromptLog
 
 __all__ = ["WEEK", "WeeklySummaries", "week_occurrence_id"]
-
-log = logging.getLogger("hearth.summaries")
 
 WEEK = "_week"
 
@@ -90,19 +87,8 @@ class WeeklySummaries:
             self._prompts.mark_missed(event_id, "opted out or paused", now)
             return Outcome.MISSED
         outgoing = Outgoing(event_id, occ_id, couple.id, WEEK, partner.key, partner.phone, text)
-        try:
-            provider_id = self._sender.send(outgoing, now)
-        except RetryableDeliveryError as e:
-            self._prompts.release(event_id, str(e), self._clock.now())
-            raise
-        except PermanentDeliveryError as e:
-            self._prompts.mark_failed(event_id, str(e), self._clock.now())
-            if e.opted_out:
-                self._partners.set_opted_out(couple.id, partner.key, True, self._clock.now())
-            return Outcome.FAILED
-        self._prompts.mark_sent(event_id, provider_id, self._clock.now())
-        log.info("%s sent", event_id)
-        return Outcome.SENT
+        result = deliver(outgoing, self._sender, self._prompts, self._partners, self._clock, now)
+        return result.outcome
 
     @staticmethod
     def _weeks(

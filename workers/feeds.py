@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 from service.inbound import FEED_RENDER, REPLIES_QUEUE
-from service.storage import StorageError
+from workers.retries import transient
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from service.feeds.publisher import FeedPublisher
 
 __all__ = ["declare", "use"]
-
-MAX_RETRIES = 20
 
 
 @dataclass
@@ -40,10 +38,6 @@ def render_feed(couple: str, **_: object) -> None:
     publisher.publish(couple)
 
 
-def _retry_when(retries: int, exc: BaseException) -> bool:
-    return retries < MAX_RETRIES and isinstance(exc, StorageError)
-
-
 def declare(
     broker: Broker, *, min_backoff_ms: int = 5_000, max_backoff_ms: int = 600_000
 ) -> Actor[..., None]:
@@ -51,7 +45,7 @@ def declare(
         actor_name=FEED_RENDER,
         queue_name=REPLIES_QUEUE,
         broker=broker,
-        retry_when=_retry_when,
+        retry_when=transient,
         min_backoff=min_backoff_ms,
         max_backoff=max_backoff_ms,
         time_limit=120_000,

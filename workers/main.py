@@ -15,8 +15,10 @@ from service.runtime import (
     build_send_path,
     build_weekly_summaries,
     redis_url,
+    refreshing_couples,
 )
 from service.settings import load_settings
+from service.storage import make_engine
 from service.system_clock import SystemClock
 from workers import feeds, prompts, replies, weeks
 
@@ -32,8 +34,12 @@ send_prompt = prompts.declare(broker)
 reply_received = replies.declare(broker)
 render_feed = feeds.declare(broker)
 week_ended = weeks.declare(broker)
+# One loaded config and one connection pool for every actor of this process.
 redis = Redis.from_url(url)
-prompts.use(build_send_path(settings, SystemClock()))
-replies.use(build_reply_handler(settings, SystemClock(), redis, broker=broker))
-feeds.use(build_feed_publisher(settings, SystemClock(), redis))
-weeks.use(build_weekly_summaries(settings, SystemClock()))
+engine = make_engine(settings.log_url)
+couples = refreshing_couples(settings)
+clock = SystemClock()
+prompts.use(build_send_path(settings, clock, engine, couples))
+replies.use(build_reply_handler(settings, clock, redis, engine, broker, couples))
+feeds.use(build_feed_publisher(settings, clock, redis, engine, couples))
+weeks.use(build_weekly_summaries(settings, clock, engine, couples))

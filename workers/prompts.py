@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 from service.scheduler.planner import PROMPTS_QUEUE, SEND_PROMPT
-from service.senders import RetryableDeliveryError
 from service.sending import SendPath, SendRequest
-from service.storage import StorageError
 from service.system_clock import SystemClock
+from workers.retries import transient
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker
 
 __all__ = ["declare", "use"]
-
-MAX_RETRIES = 20
 
 
 @dataclass
@@ -75,12 +72,6 @@ def send_prompt(
         )
 
 
-def _retry_when(retries: int, exc: BaseException) -> bool:
-    # Rate limits, provider 5xx and an unreachable database are worth another try;
-    # permanent delivery errors are recorded by the send path and never raised here.
-    return retries < MAX_RETRIES and isinstance(exc, RetryableDeliveryError | StorageError)
-
-
 def declare(
     broker: Broker, *, min_backoff_ms: int = 15_000, max_backoff_ms: int = 3_600_000
 ) -> Actor[..., None]:
@@ -93,7 +84,7 @@ def declare(
         actor_name=SEND_PROMPT,
         queue_name=PROMPTS_QUEUE,
         broker=broker,
-        retry_when=_retry_when,
+        retry_when=transient,
         min_backoff=min_backoff_ms,
         max_backoff=max_backoff_ms,
         time_limit=60_000,

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 from service.inbound import REPLIES_QUEUE, REPLY_RECEIVED
-from service.senders import RetryableDeliveryError
-from service.storage import StorageError
+from workers.retries import transient
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from service.replying import ReplyHandler
 
 __all__ = ["declare", "use"]
-
-MAX_RETRIES = 20
 
 
 @dataclass
@@ -44,11 +41,6 @@ def reply_received(message_sid: str) -> None:
     handler.handle(message_sid)
 
 
-def _retry_when(retries: int, exc: BaseException) -> bool:
-    # The reply is stored; a database or provider hiccup only delays its handling.
-    return retries < MAX_RETRIES and isinstance(exc, RetryableDeliveryError | StorageError)
-
-
 def declare(
     broker: Broker, *, min_backoff_ms: int = 5_000, max_backoff_ms: int = 600_000
 ) -> Actor[..., None]:
@@ -57,7 +49,7 @@ def declare(
         actor_name=REPLY_RECEIVED,
         queue_name=REPLIES_QUEUE,
         broker=broker,
-        retry_when=_retry_when,
+        retry_when=transient,
         min_backoff=min_backoff_ms,
         max_backoff=max_backoff_ms,
         time_limit=60_000,

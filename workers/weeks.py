@@ -10,8 +10,7 @@ import dramatiq
 
 from service.inbound import WEEK_ENDED
 from service.scheduler.planner import PROMPTS_QUEUE
-from service.senders import RetryableDeliveryError
-from service.storage import StorageError
+from workers.retries import transient
 
 if TYPE_CHECKING:
     from dramatiq import Actor, Broker
@@ -19,8 +18,6 @@ if TYPE_CHECKING:
     from service.summaries import WeeklySummaries
 
 __all__ = ["declare", "use"]
-
-MAX_RETRIES = 20
 
 
 @dataclass
@@ -42,10 +39,6 @@ def week_ended(couple: str, week: str, **_: object) -> None:
     summaries.send(couple, date.fromisoformat(week))
 
 
-def _retry_when(retries: int, exc: BaseException) -> bool:
-    return retries < MAX_RETRIES and isinstance(exc, RetryableDeliveryError | StorageError)
-
-
 def declare(
     broker: Broker, *, min_backoff_ms: int = 15_000, max_backoff_ms: int = 3_600_000
 ) -> Actor[..., None]:
@@ -53,7 +46,7 @@ def declare(
         actor_name=WEEK_ENDED,
         queue_name=PROMPTS_QUEUE,
         broker=broker,
-        retry_when=_retry_when,
+        retry_when=transient,
         min_backoff=min_backoff_ms,
         max_backoff=max_backoff_ms,
         time_limit=120_000,

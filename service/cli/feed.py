@@ -34,7 +34,7 @@ def urls(
 ) -> None:
     """Each partner's feed URLs: https, webcal, and a Google Calendar add-by-URL link."""
     settings = settings_or_exit()
-    redis = _redis(settings, required=False)
+    redis, running = _redis(settings, required=False)
     publisher = _publisher(settings, redis)
     from service.config import load_directory  # noqa: PLC0415
 
@@ -49,9 +49,9 @@ def urls(
             typer.echo(f"  https:  {url.https}")
             typer.echo(f"  webcal: {url.webcal}")
             typer.echo(f"  google: {url.google}")
-        if redis is not None:
+        if running:
             publisher.publish(couple_id)
-    if redis is None:
+    if not running:
         typer.echo("(Hearth is not running: the feeds are published when it starts)", err=True)
 
 
@@ -62,7 +62,7 @@ def rotate(
 ) -> None:
     """A new feed URL for the partner; the old one answers 404 from now on."""
     settings = settings_or_exit()
-    redis = _redis(settings, required=True)
+    redis, _ = _redis(settings, required=True)
     publisher = _publisher(settings, redis)
     try:
         url = publisher.rotate(couple, partner.lower())
@@ -85,7 +85,7 @@ def export(
         sys.stdout.buffer.write(_from_file(path, partner))
         return
     settings = settings_or_exit()
-    redis = _redis(settings, required=True)
+    redis, _ = _redis(settings, required=True)
     publisher = _publisher(settings, redis)
     from service.config import load_directory  # noqa: PLC0415
 
@@ -134,7 +134,8 @@ def _partner_key(partners: Sequence[Partner], wanted: str | None) -> str:
     return wanted.lower()
 
 
-def _redis(settings: Settings, *, required: bool) -> Redis | None:
+def _redis(settings: Settings, *, required: bool) -> tuple[Redis, bool]:
+    """Hearth's Redis and whether it answers (``required``: exit when it does not)."""
     from redis import Redis  # noqa: PLC0415
     from redis.exceptions import RedisError  # noqa: PLC0415
 
@@ -147,13 +148,11 @@ def _redis(settings: Settings, *, required: bool) -> Redis | None:
     except RedisError:
         if required:
             _fail(f"no Hearth is running on {settings.data_dir}: start `hearth run` first")
-        return None
-    return client
+        return client, False
+    return client, True
 
 
-def _publisher(settings: Settings, redis: Redis | None) -> FeedPublisher:
-    from redis import Redis  # noqa: PLC0415
-
+def _publisher(settings: Settings, redis: Redis) -> FeedPublisher:
     from service.runtime import build_feed_publisher  # noqa: PLC0415
     from service.storage import StorageError, migrate  # noqa: PLC0415
     from service.system_clock import SystemClock  # noqa: PLC0415
@@ -162,9 +161,7 @@ def _publisher(settings: Settings, redis: Redis | None) -> FeedPublisher:
         migrate(settings.log_url)
     except (StorageError, HearthError) as e:
         _fail(str(e))
-    # Without a running Hearth only the database is used (tokens); nothing is published.
-    client = redis if redis is not None else Redis()
-    return build_feed_publisher(settings, SystemClock(), client)
+    return build_feed_publisher(settings, SystemClock(), redis)
 
 
 def _fail(message: str) -> NoReturn:

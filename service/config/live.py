@@ -86,7 +86,6 @@ class LiveConfig:
     def refresh(self) -> Refresh:
         """Reload what changed on disk since the last call; never raises for a bad file."""
         result = Refresh()
-        before = self.couples
         try:
             present = {p: p.stat() for p in couple_files(self.directory)}
         except OSError as e:
@@ -94,14 +93,16 @@ class LiveConfig:
                 "cannot read config directory %s: %s; keeping what is loaded", self.directory, e
             )
             return result
-        for path in set(self._files) - set(present):
+        gone = set(self._files) - set(present)
+        for path in gone:
             del self._files[path]
-        self._couples = self._index()
+        touched = bool(gone)
         for path, st in present.items():
             stamp = (st.st_mtime_ns, st.st_size)
             known = self._files.get(path)
             if known is not None and known.stamp == stamp:
                 continue
+            touched = True
             try:
                 couple: Couple | None = load_couple_file(path)
             except CoupleFileInvalid as e:
@@ -115,6 +116,9 @@ class LiveConfig:
                 )
                 couple = last
             self._files[path] = _File(stamp, couple)
+        if not touched:
+            return result  # the common case, every few seconds: nothing to rebuild
+        before = self._couples  # replaced below, never mutated
         self._couples = after = self._index()
         self._index_phones()
         result.removed = sorted(set(before) - set(after))

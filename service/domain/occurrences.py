@@ -110,11 +110,18 @@ def _find(couple: Couple, occurrence: str) -> Occurrence | None:
 
 
 def occurrences(
-    couple: Couple, start: datetime, end: datetime, changes: Changes = NO_CHANGES
+    couple: Couple,
+    start: datetime,
+    end: datetime,
+    changes: Changes = NO_CHANGES,
+    *,
+    calendar_only: bool = False,
 ) -> list[Occurrence]:
     """Every occurrence of the couple's enabled rituals starting in ``[start, end)``, by start,
-    with ``changes`` applied: skipped ones left out, moved ones at their new start."""
-    found = [o for ritual in couple.rituals for o in ritual_occurrences(couple, ritual, start, end)]
+    with ``changes`` applied: skipped ones left out, moved ones at their new start. With
+    ``calendar_only``, only calendar rituals are expanded (what a feed shows)."""
+    rituals = [r for r in couple.rituals if r.calendar or not calendar_only]
+    found = [o for ritual in rituals for o in ritual_occurrences(couple, ritual, start, end)]
     if changes:
         found = [o for o in found if o.id not in changes]
         for change in changes.values():
@@ -122,7 +129,7 @@ def occurrences(
             if change.skipped or moved_to is None or not start <= moved_to < end:
                 continue
             original = _find(couple, change.occurrence_id)
-            if original is not None:
+            if original is not None and (original.calendar or not calendar_only):
                 found.append(_moved(original, moved_to))
     found.sort(key=lambda o: (o.start, o.id))
     return found

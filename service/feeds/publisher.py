@@ -20,7 +20,8 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import quote
 
-from service.feeds.render import FEED_FUTURE, FEED_PAST, FeedStamps, feed_occurrences, render_feed
+from service.domain.occurrences import occurrences
+from service.feeds.render import FEED_FUTURE, FEED_PAST, FeedStamps, render_feed, shown_to
 from service.feeds.tokens import derive_token, token_hash
 from service.storage import FeedToken
 
@@ -91,16 +92,17 @@ class FeedPublisher:
         now = self._clock.now()
         tokens = self._ensure_tokens(couple, now)
         hashes = {r.id: _calendar_hash(r) for r in couple.rituals if r.calendar}
+        stamped = self._answers.stamped_changes(couple.id)
         stamps = FeedStamps(
             rituals=self._versions.update(couple.id, hashes, now),
-            changes=self._answers.change_stamps(couple.id),
+            changes={i: (s.revision, s.updated_at) for i, s in stamped.items()},
         )
-        changes = self._answers.changes(couple.id)
+        changes = {i: s.change for i, s in stamped.items()}
         window = (now - self._past, now + self._future)
+        every = occurrences(couple, *window, changes, calendar_only=True)
         changed = 0
         for partner in couple.partners:
-            found = feed_occurrences(couple, partner, *window, changes)
-            body = render_feed(couple, partner, found, stamps, window=window)
+            body = render_feed(couple, partner, shown_to(partner, every), stamps, window=window)
             changed += self._store(couple.id, partner.key, tokens[partner.key], body, now)
         self._unpublish(couple.id, keep={t.token_hash for t in tokens.values()})
         return changed

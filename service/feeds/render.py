@@ -51,6 +51,7 @@ __all__ = [
     "FeedStamps",
     "feed_occurrences",
     "render_feed",
+    "shown_to",
 ]
 
 FEED_PAST = timedelta(days=30)
@@ -81,11 +82,13 @@ def feed_occurrences(
 ) -> list[Occurrence]:
     """The partner's calendar occurrences starting in ``[start, end)``, changes applied: the
     couple's calendar rituals, and the partner's own occurrences of partner-local ones."""
-    return [
-        o
-        for o in occurrences(couple, start, end, changes)
-        if o.calendar and o.partner in (None, partner.key)
-    ]
+    return shown_to(partner, occurrences(couple, start, end, changes, calendar_only=True))
+
+
+def shown_to(partner: Partner, found: Iterable[Occurrence]) -> list[Occurrence]:
+    """Of the couple's calendar occurrences, those in ``partner``'s feed (for a publisher
+    that expands once for both partners)."""
+    return [o for o in found if o.partner in (None, partner.key)]
 
 
 def render_feed(

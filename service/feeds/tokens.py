@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from typing import TYPE_CHECKING
+
+from service.local_secret import local_secret
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,17 +42,4 @@ def feed_secret(configured: str | None, data_dir: Path) -> bytes:
     """``HEARTH_FEED_SECRET``, or a random secret kept in the data dir (made once, 0600)."""
     if configured:
         return configured.encode()
-    path = data_dir / SECRET_FILE
-    try:
-        return bytes.fromhex(path.read_text(encoding="utf-8").strip())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text(encoding="utf-8").strip())
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value.hex() + "\n")
-    return value
+    return bytes.fromhex(local_secret(data_dir / SECRET_FILE, 32))

@@ -66,7 +66,8 @@ def run(
         sends = [e for e in event_ids if is_send_event(e)]
         for event_id in sends:
             record_missed(live, prompts, event_id, "came due past its grace", now)
-        log.warning("%d sends came due past their grace and were recorded as missed", len(sends))
+        if sends:
+            log.warning("%d sends came due past their grace; recorded as missed", len(sends))
         for event_id in sorted(set(event_ids) - set(sends)):
             # A late feed render or weekly summary still helps: run it now.
             message = later_event_message(event_id)
@@ -89,7 +90,9 @@ def run(
                     scheduler.set_couples(live.couples, clock.now())
                     # ritual.changed: republish the feeds of couples whose file changed since
                     # their feeds were last queued (at start: since before the restart).
-                    for couple_id in _feeds_to_render(redis, live.couples, changed.removed):
+                    couples = live.couples
+                    edited = couples if ticks == 0 else {c: couples[c] for c in changed.changed}
+                    for couple_id in _feeds_to_render(redis, edited, changed.removed):
                         enqueue_feed_render(broker, couple_id)
             claimed = scheduler.tick(clock.now())
             if claimed.enqueued:

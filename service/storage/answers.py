@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from service.domain.changes import Change
+from service.domain.changes import NO_CHANGES, Change, Changes
 from service.storage.engine import reading
 from service.storage.models import AnswerRow, ChangeRow
 
@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
-__all__ = ["AnswerLog", "JournalEntry", "OccurrenceAnswers"]
-
-DONE_ACTIONS = ("done", "journal")
+__all__ = ["AnswerLog", "JournalEntry", "OccurrenceAnswers", "StampedChange"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +27,20 @@ class OccurrenceAnswers:
     done_by: frozenset[str] = frozenset()
     skipped_by: frozenset[str] = frozenset()
     change: Change | None = None
-    revision: int = 0
+
+    @property
+    def changes(self) -> Changes:
+        """The occurrence's change as the ``changes`` the domain expansion takes."""
+        return {self.change.occurrence_id: self.change} if self.change else NO_CHANGES
+
+
+@dataclass(frozen=True, slots=True)
+class StampedChange:
+    """A change with what the feed needs: its revision and when it was made."""
+
+    change: Change
+    revision: int
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,29 +65,32 @@ class AnswerLog:
 
     def changes(self, couple: str) -> dict[str, Change]:
         """The couple's skipped and moved occurrences, by occurrence id."""
-        with reading(self.engine) as conn:
-            rows = conn.execute(
-                select(ChangeRow.occurrence_id, ChangeRow.skipped, ChangeRow.moved_to).where(
-                    ChangeRow.couple == couple
-                )
-            ).all()
-        return {r.occurrence_id: Change(r.occurrence_id, r.skipped, r.moved_to) for r in rows}
+        return {i: s.change for i, s in self.stamped_changes(couple).items()}
 
-    def change_stamps(self, couple: str) -> dict[str, tuple[int, datetime]]:
-        """The couple's changed occurrences: (revision, when last changed), by occurrence id."""
+    def stamped_changes(self, couple: str) -> dict[str, StampedChange]:
+        """The couple's changes with their revisions and times, by occurrence id."""
         with reading(self.engine) as conn:
             rows = conn.execute(
-                select(ChangeRow.occurrence_id, ChangeRow.revision, ChangeRow.updated_at).where(
-                    ChangeRow.couple == couple
-                )
+                select(
+                    ChangeRow.occurrence_id,
+                    ChangeRow.skipped,
+                    ChangeRow.moved_to,
+                    ChangeRow.revision,
+                    ChangeRow.updated_at,
+                ).where(ChangeRow.couple == couple)
             ).all()
-        return {r.occurrence_id: (r.revision, r.updated_at) for r in rows}
+        return {
+            r.occurrence_id: StampedChange(
+                Change(r.occurrence_id, r.skipped, r.moved_to), r.revision, r.updated_at
+            )
+            for r in rows
+        }
 
     def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]:
         """Answers of each occurrence (every id asked for is in the result)."""
         ids = list(dict.fromkeys(occurrence_ids))
         built = {i: _Builder() for i in ids}
-        changes: dict[str, tuple[Change, int]] = {}
+        changes: dict[str, Change] = {}
         with reading(self.engine) as conn:
             for chunk in _chunks(ids, 500):
                 for a in conn.execute(
@@ -87,25 +101,15 @@ class AnswerLog:
                     target = built[a.occurrence_id]
                     (target.skipped if a.action == "skipped" else target.done).add(a.partner)
                 for c in conn.execute(
-                    select(
-                        ChangeRow.occurrence_id,
-                        ChangeRow.skipped,
-                        ChangeRow.moved_to,
-                        ChangeRow.revision,
-                    ).where(ChangeRow.occurrence_id.in_(chunk))
+                    select(ChangeRow.occurrence_id, ChangeRow.skipped, ChangeRow.moved_to).where(
+                        ChangeRow.occurrence_id.in_(chunk)
+                    )
                 ):
-                    change = Change(c.occurrence_id, c.skipped, c.moved_to)
-                    changes[c.occurrence_id] = (change, c.revision)
-        out = {}
-        for i, b in built.items():
-            found = changes.get(i)
-            out[i] = OccurrenceAnswers(
-                frozenset(b.done),
-                frozenset(b.skipped),
-                found[0] if found else None,
-                found[1] if found else 0,
-            )
-        return out
+                    changes[c.occurrence_id] = Change(c.occurrence_id, c.skipped, c.moved_to)
+        return {
+            i: OccurrenceAnswers(frozenset(b.done), frozenset(b.skipped), changes.get(i))
+            for i, b in built.items()
+        }
 
     def journal(self, couple: str, partner: str | None = None) -> list[JournalEntry]:
         """The couple's journal entries (free-text answers), oldest first."""

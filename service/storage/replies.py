@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,7 @@ class Settlement:
     occurrence_id: str | None = None
     answers: tuple[AnswerEffect, ...] = ()
     changes: tuple[ChangeEffect, ...] = ()
-    partners: tuple[PartnerEffect, ...] = field(default=())
+    partners: tuple[PartnerEffect, ...] = ()
 
 
 class ReplyLog:

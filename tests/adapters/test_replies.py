@@ -139,7 +139,7 @@ def _rig(engine: object, tmp_path: Path, redis: Redis) -> Rig:
         couples, replies, answers, prompts, partners, sender, clock,
         ScheduleFollowUps(redis, store),
     )  # fmt: skip
-    send_path = SendPath(couples, prompts, partners, sender, clock, changes=answers)
+    send_path = SendPath(couples, prompts, partners, sender, clock, answers=answers)
     return Rig(handler, send_path, replies, answers, partners, couples, clock, outbox, redis,
                store)  # fmt: skip
 
