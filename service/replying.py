@@ -34,7 +34,7 @@ from service.domain.occurrences import Occurrence, find_occurrence, ritual_occur
 from service.domain.replies import Reply, Verb, WhenNotUnderstood, parse_reply, parse_when
 from service.domain.sends import SNOOZE, extra_send
 from service.domain.wallclock import resolve
-from service.senders import Outgoing
+from service.senders import Outgoing, PermanentDeliveryError
 from service.storage import (
     AnswerEffect,
     ChangeEffect,
@@ -375,18 +375,24 @@ class ReplyHandler:
         if not text or not to or self._silenced(record):
             self._replies.confirm(record.message_sid, None, now)
             return
-        provider_id = self._sender.send(
-            Outgoing(
-                event_id=f"reply/{record.message_sid}",
-                occurrence_id=record.occurrence_id or "",
-                couple=record.couple or "",
-                ritual="",
-                partner=record.partner or "",
-                to=to,
-                body=text,
-            ),
-            now,
+        outgoing = Outgoing(
+            event_id=f"reply/{record.message_sid}",
+            occurrence_id=record.occurrence_id or "",
+            couple=record.couple or "",
+            ritual="",
+            partner=record.partner or "",
+            to=to,
+            body=text,
         )
+        provider_id: str | None = None
+        try:
+            provider_id = self._sender.send(outgoing, now)
+        except PermanentDeliveryError as e:
+            # Retrying cannot help (an invalid or carrier-opted-out number): the reply stays
+            # handled, and is recorded as confirmed with no message.
+            log.warning("reply %s: confirmation refused (code %s)", record.message_sid, e.code)
+            if e.opted_out and record.couple and record.partner:
+                self._partners.set_opted_out(record.couple, record.partner, True, now)
         self._replies.confirm(record.message_sid, provider_id, self._clock.now())
 
     def _silenced(self, record: ReplyRecord) -> bool:

@@ -25,7 +25,7 @@ from service.replying import ReplyHandler
 from service.scheduler import ScheduleStore
 from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import PROMPTS_QUEUE, Scheduler, replan_key
-from service.senders import ConsoleSender
+from service.senders import ConsoleSender, Outgoing, PermanentDeliveryError
 from service.sending import Outcome, SendPath, SendRequest
 from service.storage import (
     AnswerLog,
@@ -419,3 +419,16 @@ def test_a_snooze_handled_late_is_timed_from_its_arrival(rig: Rig) -> None:
     assert rig.answer(record) == "OK, I'll remind you about your check-in at 22:02."
     [(_, at)] = [(e, at) for e, at in rig.store.pending(COUPLE.id) if "/snooze-" in e]
     assert at == (arrived + timedelta(hours=1)).astimezone(UTC)
+
+
+def test_a_confirmation_the_carrier_refuses_is_not_retried_forever(rig: Rig) -> None:
+    class Refusing:
+        def send(self, text: Outgoing, now: datetime) -> str:
+            raise PermanentDeliveryError("21610: unsubscribed recipient", 21610, opted_out=True)
+
+    rig.handler._sender = Refusing()
+    record = rig.text(ALEX, "help")
+    after = rig.replies.get(record.message_sid)
+    assert after is not None
+    assert after.state is ReplyState.CONFIRMED
+    assert rig.partners.get(COUPLE.id, "alex").opted_out, "the carrier's opt-out is mirrored"
