@@ -195,6 +195,7 @@ class SendPath:
         self._partners = partners
         self._sender = sender
         self._clock = clock
+        self.clock = clock  # the actor times a retry's delay by it
         self._guards = tuple(guards)
         self._answers = answers
 

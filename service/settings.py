@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.durations import parse_duration
 from service.domain.errors import HearthError
+from service.system_clock import SystemClock
 
 __all__ = ["Settings", "SettingsInvalid", "load_settings"]
 
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
         "default), so Hearth records them without a second answer; set false if you turned "
         "Twilio's answers off. In console mode Hearth always answers.",
     )
+    clock_offset_s: float = Field(
+        default=0.0,
+        validation_alias="HEARTH_CLOCK_OFFSET_S",
+        description="Seconds added to this process's clock; for drills and process-level "
+        "tests only (every process of one service must be given the same value).",
+    )
     outbox: Path | None = Field(
         default=None,
         validation_alias="HEARTH_OUTBOX",
@@ -152,6 +159,11 @@ class Settings(BaseSettings):
     def hearth_answers_keywords(self) -> bool:
         """Whether Hearth itself texts back to STOP, START and HELP."""
         return not (self.twilio_enabled and self.twilio_keyword_replies)
+
+    @property
+    def clock(self) -> SystemClock:
+        """The wall clock, shifted by ``HEARTH_CLOCK_OFFSET_S``."""
+        return SystemClock(timedelta(seconds=self.clock_offset_s))
 
     @property
     def outbox_path(self) -> Path:

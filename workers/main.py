@@ -19,7 +19,6 @@ from service.runtime import (
 )
 from service.settings import load_settings
 from service.storage import make_engine
-from service.system_clock import SystemClock
 from workers import feeds, prompts, replies, weeks
 
 settings = load_settings()
@@ -38,7 +37,7 @@ week_ended = weeks.declare(broker)
 redis = Redis.from_url(url)
 engine = make_engine(settings.log_url)
 couples = refreshing_couples(settings)
-clock = SystemClock()
+clock = settings.clock
 prompts.use(build_send_path(settings, clock, engine, couples))
 replies.use(build_reply_handler(settings, clock, redis, engine, broker, couples))
 feeds.use(build_feed_publisher(settings, clock, redis, engine, couples))

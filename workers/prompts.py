@@ -14,7 +14,6 @@ import dramatiq
 
 from service.scheduler.planner import PROMPTS_QUEUE, SEND_PROMPT
 from service.sending import SendPath, SendRequest
-from service.system_clock import SystemClock
 from workers.retries import transient
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def send_prompt(
     )
     if result.retry_at is not None:
         # Held by quiet hours, or claimed by another worker: come back then, as a new message.
-        wait = result.retry_at - SystemClock().now()
+        wait = result.retry_at - path.clock.now()
         delay_ms = max(0, int(wait.total_seconds() * 1000))
         actor.send_with_options(
             kwargs={

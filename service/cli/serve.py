@@ -85,7 +85,7 @@ def scheduler() -> None:
     stop = threading.Event()
     _on_stop_signals(stop.set)
     typer.echo("scheduler: watching " + str(settings.config_dir))
-    run_scheduler(settings, SystemClock(), stop)
+    run_scheduler(settings, settings.clock, stop)
 
 
 def worker(
@@ -151,7 +151,7 @@ def fire(
     url = settings.redis_url or _running_embedded(settings)
     broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     actor = declare(broker)
-    now = SystemClock().now()
+    now = settings.clock.now()
     for person in recipients:
         occurrence = next(
             (

@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.inbound import enqueue_feed_render, webhook_token
 from service.storage import FeedTokens, ReplyLog, make_engine
-from service.system_clock import SystemClock
 from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.logs import install as install_log_filters
 from service.web.sms import sms_router
@@ -65,7 +64,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
         sms_router(
             ReplyLog(engine),
             broker,
-            clock or SystemClock(),
+            clock or settings.clock,
             webhook_token(settings),
             settings.public_url,
         )
