@@ -90,7 +90,7 @@ class Rig:
             if send.ritual != ritual:
                 continue
             self.clock.set(send.at)
-            request = SendRequest(send.event_id, send.occurrence_id, c.id, send.partner, send.due)
+            request = SendRequest(send.id, send.due)
             out[send.event_id] = self.send_path.handle(request).outcome
         return out
 
@@ -247,9 +247,7 @@ def test_snooze_sends_the_prompt_again_later(rig: Rig) -> None:
     event_id, at = pending[0]
     assert at == _day(2, 22, 2).astimezone(UTC)
     rig.clock.set(at)
-    result = rig.send_path.handle(
-        SendRequest(event_id, "alex-sam/check_in/20260302T2100", COUPLE.id, "alex", at)
-    )
+    result = rig.send_path.handle(SendRequest.parse(event_id, at))
     assert result.outcome is Outcome.SENT
     assert rig.lines()[-1]["body"].startswith("Hi Alex, check-in time.")
 
@@ -288,7 +286,7 @@ def test_skipping_a_date_night_drops_its_remaining_sends(rig: Rig) -> None:
     assert not [e for e, _ in rig.store.pending(COUPLE.id) if e.startswith(occ)]
     at = _day(6, 16, 30)
     rig.clock.set(at)
-    late = rig.send_path.handle(SendRequest(f"{occ}/reminder-3h/alex", occ, COUPLE.id, "alex", at))
+    late = rig.send_path.handle(SendRequest.parse(f"{occ}/reminder-3h/alex", at))
     assert (late.outcome, late.detail) == (Outcome.MISSED, "the occurrence was skipped")
 
 
@@ -314,8 +312,7 @@ def test_move_across_the_spring_forward_change(rig: Rig) -> None:
         f"{occ}/prompt@20260308T2330Z/alex": _day(8, 19, 30),
         f"{occ}/prompt@20260308T2330Z/sam": _day(8, 19, 30),
     }
-    old = rig.send_path.handle(SendRequest(f"{occ}/prompt/alex", occ, COUPLE.id, "alex",
-                                           _day(6, 19, 30)))  # fmt: skip
+    old = rig.send_path.handle(SendRequest.parse(f"{occ}/prompt/alex", _day(6, 19, 30)))
     assert (old.outcome, old.detail) == (Outcome.MISSED, "the occurrence was moved")
     new = rig.deliver("date_night", _day(8, 19), _day(8, 20))
     assert set(new.values()) == {Outcome.SENT}
@@ -373,7 +370,7 @@ def test_an_answered_partner_gets_no_more_reminders(rig: Rig) -> None:
     rig.text(ALEX, "done")  # planned already; either partner completes date night
     at = _day(6, 16, 30)
     rig.clock.set(at)
-    later = rig.send_path.handle(SendRequest(f"{occ}/reminder-3h/sam", occ, COUPLE.id, "sam", at))
+    later = rig.send_path.handle(SendRequest.parse(f"{occ}/reminder-3h/sam", at))
     assert (later.outcome, later.detail) == (Outcome.MISSED, "already done")
 
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from service.domain.events import SendId, parse_event_id
 from service.scheduler import ScheduledEvent, ScheduleStore
-from service.scheduler.planner import Grace, Scheduler, is_send_event, scheduled_events
+from service.scheduler.planner import Grace, Scheduler, scheduled_events
 from tests.domain.builders import couple, utc
 
 if TYPE_CHECKING:
@@ -159,12 +160,18 @@ def test_downtime_sends_late_within_grace_once_and_records_older_as_missed(
         "alex-sam/check_in/20261124T2100/prompt/sam",
     }
     assert len(missed) == len(result.missed)
-    # The weekly summary due on Monday the 23rd is a later event: run late, not a send.
-    assert [m for m in missed if not is_send_event(m)] == ["alex-sam/_week/20261116"]
-    sends = [m for m in missed if is_send_event(m)]
-    days = sorted({m.split("/")[2][:8] for m in sends})
+    # The weekly summaries due on Monday the 23rd are texts too: past their grace, missed.
+    ids = [parse_event_id(m) for m in missed]
+    assert all(isinstance(i, SendId) for i in ids)
+    summaries = sorted(m for m in missed if "/_week/" in m)
+    assert summaries == [
+        "alex-sam/_week/20261116/summary/alex",
+        "alex-sam/_week/20261116/summary/sam",
+    ]
+    prompts = [m for m in missed if "/_week/" not in m]
+    days = sorted({m.split("/")[2][:8] for m in prompts})
     assert days == ["20261120", "20261121", "20261122", "20261123"]
-    assert len(sends) == 8
+    assert len(prompts) == 8
 
 
 def test_reminder_is_missed_once_its_occurrence_has_started(redis: Redis) -> None:

@@ -64,7 +64,7 @@ def scheduler(
     thread = threading.Thread(
         target=run,
         args=(load_settings(), clock, stop),
-        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        kwargs={"refresh": timedelta(milliseconds=20)},
         daemon=True,
     )
     thread.start()
@@ -116,7 +116,7 @@ def test_due_sends_are_enqueued_and_sends_past_grace_recorded_as_missed(
     record = log.get("a/check_in/20261126T2100/prompt/alex")
     assert record is not None
     assert record.state is PromptState.MISSED
-    assert record.error == "came due past its grace"
+    assert record.error == "came due past its deadline"
 
 
 def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
@@ -127,7 +127,7 @@ def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
     second = threading.Thread(
         target=run,
         args=(load_settings(), first.clock, second_stop),
-        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        kwargs={"refresh": timedelta(milliseconds=20)},
         daemon=True,
     )
     second.start()
