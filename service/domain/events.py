@@ -157,6 +157,13 @@ class SendId:
     def is_summary(self) -> bool:
         return self.purpose.kind is PurposeKind.SUMMARY
 
+    @property
+    def week(self) -> date:
+        """A weekly summary's week (its Monday); ``EventIdInvalid`` for any other text."""
+        if not self.is_summary:
+            raise EventIdInvalid(f"{self} is not a weekly summary")
+        return _day(self.occurrence_id.rsplit("/", 1)[1])
+
 
 class LaterKind(StrEnum):
     FEED = "feed"  # re-render the couple's calendar feeds (nightly)

@@ -273,8 +273,7 @@ def _message_for(record: PromptRecord) -> tuple[str, str, dict[str, str]] | None
     if not isinstance(parsed, SendId):
         return None
     if parsed.is_summary:
-        week = record.occurrence_id.rsplit("/", 1)[1]
-        kwargs = {"couple": parsed.couple, "week": f"{week[:4]}-{week[4:6]}-{week[6:]}",
+        kwargs = {"couple": parsed.couple, "week": parsed.week.isoformat(),
                   "partner": parsed.partner}  # fmt: skip
         return PROMPTS_QUEUE, WEEK_ENDED, kwargs
     return (
