@@ -463,7 +463,8 @@ def test_a_second_handler_beside_a_slow_first_sends_no_second_confirmation(rig: 
     assert record is not None
     assert record.state is ReplyState.CONFIRMED
     assert [x["event_id"] for x in rig.lines()].count(f"reply/{sid}") == 1
-    assert second and second[0] is not None
+    assert len(second) == 1
+    assert second[0] is not None
 
 
 def test_a_reply_whose_follow_ups_died_after_settling_is_finished_by_the_sweep(rig: Rig) -> None:
