@@ -118,7 +118,7 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
 
     result = tally(outbox, new_ids | others, sqlite_log.prompts)
     old_rows = {e: (r.state.value if (r := sqlite_log.prompts.get(e)) else None) for e in old_ids}
-    print(f"after the edit: {result}; old 21:00 texts of {EDITED}: {old_rows}")
+    print(f"old 21:00 texts of {EDITED}: {old_rows}; after the edit: {result}")
     assert new_done, (
         f"the edited times were not sent by {new_sent_at:%H:%M:%S} UTC (due {new_due:%H:%M} "
         f"UTC): {result}\n{logs}"
