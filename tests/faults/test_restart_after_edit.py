@@ -53,14 +53,18 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
     old_ids = {e for e in before_edit if e.startswith(f"{EDITED}/")}
     assert len(old_ids) == 2
     outbox = tmp_path / "outbox.jsonl"
-    settings = {
-        "config": config,
-        "data": tmp_path / "var",
-        "outbox": outbox,
-        "redis_url": redis_server.url,
-        "database_url": sqlite_log.url,
-    }
-    env = hearth_env(**settings, offset_s=offset)  # type: ignore[arg-type]
+
+    def env_at(offset_s: float) -> dict[str, str]:
+        return hearth_env(
+            config=config,
+            data=tmp_path / "var",
+            outbox=outbox,
+            redis_url=redis_server.url,
+            database_url=sqlite_log.url,
+            offset_s=offset_s,
+        )
+
+    env = env_at(offset)
     with Fleet(tmp_path, env) as fleet, Redis.from_url(redis_server.url) as redis:
         fleet.worker(threads=2)
         fleet.scheduler("scheduler-1")
@@ -98,7 +102,7 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
         assert fleet.stop("scheduler-2") == 0, fleet.log("scheduler-2")
         fleet.stop("worker")
         offset = clock_offset(old_due, RESTART_LEAD_S)
-        env = hearth_env(**settings, offset_s=offset)  # type: ignore[arg-type]
+        env = env_at(offset)
         fleet.worker("worker-2", threads=2, env=env)
         fleet.scheduler("scheduler-3", env=env)
 
