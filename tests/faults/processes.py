@@ -518,3 +518,8 @@ def wait_until(
         if fleet.died() or time.monotonic() > deadline:
             return False
         time.sleep(every_s)
+
+
+def seconds_before(instant: datetime, offset_s: float) -> float:
+    """How far the processes' shifted clock (real time + ``offset_s``) is from ``instant``."""
+    return (instant - datetime.now(UTC)).total_seconds() - offset_s

@@ -27,6 +27,7 @@ from tests.faults.processes import (
     hearth_env,
     jitter,
     next_local,
+    seconds_before,
     sleep_until,
     tally,
     wait_until,
@@ -35,7 +36,7 @@ from tests.faults.processes import (
 from tests.waiting import wait_for
 
 COUPLES = 20  # x 2 partners: 40 texts at 21:00
-LEAD_S = 12.0  # start-up time before the due instant
+LEAD_S = 10.0  # start-up time before the due instant
 KILL_BEFORE_S = (0.5, 2.0)  # Redis dies this long before the due instant (random in range)
 DOWN_S = 5.0  # and stays down this long
 FINISH_S = 60.0  # bound for the sends after the restart (consumer restarts, reconnects)
@@ -70,7 +71,8 @@ def test_redis_killed_and_restarted_across_a_due_instant(
             detail=fleet.logs,
         )
         kill_at = due - timedelta(seconds=jitter(*KILL_BEFORE_S))
-        assert datetime.now(UTC) + timedelta(seconds=offset) < kill_at, (
+        margin = seconds_before(due, offset)
+        assert seconds_before(kill_at, offset) > 0, (
             f"the processes took over {LEAD_S} s to start: the kill would come too late\n"
             + fleet.logs()
         )
@@ -88,7 +90,11 @@ def test_redis_killed_and_restarted_across_a_due_instant(
         fleet.stop_all()
 
     result = tally(outbox, expected, sqlite_log.prompts)
-    print(f"redis killed {kill_at - due} before the due instant, down {DOWN_S} s: {result}")
+    print(
+        f"ready {margin:.1f} s before the due instant; "
+        f"redis killed {(due - kill_at).total_seconds():.2f} s before the due instant, "
+        f"down {DOWN_S} s: {result}"
+    )
     assert not died, (
         f"processes died after the Redis restart: {died} (still running: {running}); "
         f"finished: {done}\n{result}\n{logs}"

@@ -30,6 +30,7 @@ from tests.faults.processes import (
     due_sends,
     hearth_env,
     next_local,
+    seconds_before,
     tally,
     unacked,
     wait_until,
@@ -39,7 +40,7 @@ from tests.waiting import wait_for
 
 COUPLES = 10
 EDITED = "couple-000"
-LEAD_S = 15.0  # start-up, stop, edit and restart before the new time
+LEAD_S = 12.0  # start-up, stop, edit and restart before the new time
 RESTART_LEAD_S = 8.0  # start-up before the old time, after the clock jump
 FINISH_S = 20.0
 
@@ -90,9 +91,9 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
 
         fleet.scheduler("scheduler-2")
         fleet.wait_worker_ready()
-        now = datetime.now(UTC) + timedelta(seconds=offset)
-        assert now < new_due, f"the restart took over {LEAD_S} s\n{fleet.logs()}"
-        wait_s = (new_due - now).total_seconds() + FINISH_S
+        margin = seconds_before(new_due, offset)
+        assert margin > 0, f"the restart took over {LEAD_S} s\n{fleet.logs()}"
+        wait_s = margin + FINISH_S
         new_done = wait_until(all_sent(sqlite_log.prompts, new_ids), wait_s, fleet)
         new_sent_at = datetime.now(UTC) + timedelta(seconds=offset)
         died = fleet.died()
@@ -122,7 +123,10 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
 
     result = tally(outbox, new_ids | others, sqlite_log.prompts)
     old_rows = {e: (r.state.value if (r := sqlite_log.prompts.get(e)) else None) for e in old_ids}
-    print(f"old 21:00 texts of {EDITED}: {old_rows}; after the edit: {result}")
+    print(
+        f"restarted {margin:.1f} s before the new time; "
+        f"old 21:00 texts of {EDITED}: {old_rows}; after the edit: {result}"
+    )
     assert new_done, (
         f"the edited times were not sent by {new_sent_at:%H:%M:%S} UTC (due {new_due:%H:%M} "
         f"UTC): {result}\n{logs}"

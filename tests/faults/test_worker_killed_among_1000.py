@@ -35,6 +35,7 @@ from tests.faults.processes import (
     next_local,
     outbox_counts,
     redeliver_from_dead_workers,
+    seconds_before,
     tally,
     unacked,
     wait_until,
@@ -46,7 +47,7 @@ COUPLES = 250  # x 2 partners x 2 rituals = 1,000 texts at 21:00
 RITUALS = [("check_in", "every day at 21:00"), ("gratitude", "every day at 21:00")]
 THREADS = 4
 LEASE_S = 3
-LEAD_S = 15.0
+LEAD_S = 8.0
 KILL_AFTER = 500  # texts recorded sent
 FINISH_S = 90.0
 WINDOW_S = 5.0  # how long to look for a text out but unrecorded before killing anyway
@@ -90,6 +91,8 @@ def test_worker_killed_among_1000_due_prompts(
                 "the scheduler to plan every couple",
                 detail=fleet.logs,
             )
+            margin = seconds_before(due, offset)
+            assert margin > 0, f"the scheduler took over {LEAD_S} s to plan\n{fleet.logs()}"
 
             # 1. The first worker gets half-way through the batch and is killed outright,
             # preferably while a text of it is out but not yet recorded sent (the window a
@@ -124,6 +127,7 @@ def test_worker_killed_among_1000_due_prompts(
 
         result = tally(outbox, expected, log)
         print(
+            f"planned {margin:.1f} s before the due instant; "
             f"killed with {sum(at_kill.values())} texts out, {len(unrecorded)} of them not "
             f"recorded sent (window seen: {window_seen}), {held} messages unacked: {result}"
         )
