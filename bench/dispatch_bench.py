@@ -734,7 +734,7 @@ def _handle_all(path: SendPath, events: Sequence[ScheduledEvent]) -> None:
     for e in events:
         k = e.kwargs
         due = datetime.fromisoformat(k["due"])
-        request = SendRequest(e.event_id, k["occurrence_id"], e.couple, k["partner"], due)
+        request = SendRequest.parse(e.event_id, due)
         result = path.handle(request)
         if result.outcome is not Outcome.SENT:
             raise SystemExit(f"FAIL: {e.event_id}: {result.outcome} {result.detail}")
@@ -742,6 +742,7 @@ def _handle_all(path: SendPath, events: Sequence[ScheduledEvent]) -> None:
 
 def _steps(parts: Parts, events: Sequence[ScheduledEvent]) -> list[float]:
     """Seconds spent in each of ``STEPS`` over ``events``, the path taken apart by hand."""
+    from service.domain.events import parse_send_id
     from service.domain.sends import find_send
     from service.senders import Outgoing
     from service.storage import Prompt
@@ -753,7 +754,7 @@ def _steps(parts: Parts, events: Sequence[ScheduledEvent]) -> list[float]:
         couple = parts.couples.get(e.couple)
         marks.append(time.perf_counter())
         assert couple is not None
-        send = find_send(couple, e.kwargs["occurrence_id"], e.event_id)
+        send = find_send(couple, parse_send_id(e.event_id))
         marks.append(time.perf_counter())
         assert send is not None
         if not parts.prompts.claim(Prompt.from_planned(send), now):

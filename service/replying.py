@@ -29,16 +29,21 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.domain import confirmations as say
 from service.domain.completions import Mark, is_complete, streak, streak_phrase
+from service.domain.events import ConfirmationId, Purpose
 from service.domain.kinds import KIND_DEFAULTS, Completion
 from service.domain.occurrences import Occurrence, find_occurrence, ritual_occurrences
 from service.domain.replies import Reply, Verb, WhenNotUnderstood, parse_reply, parse_when
-from service.domain.sends import SNOOZE, extra_send
+from service.domain.sends import extra_send
 from service.domain.wallclock import resolve
-from service.senders import Outgoing, PermanentDeliveryError
+from service.senders import Outgoing
+from service.sending import Outcome, deliver, reconcile_taken_over
 from service.storage import (
     AnswerEffect,
     ChangeEffect,
+    Claim,
     PartnerEffect,
+    Prompt,
+    PromptState,
     ReplyState,
     Settlement,
 )
@@ -235,8 +240,12 @@ class ReplyHandler:
         if reply.verb is Verb.SNOOZE:
             assert reply.span is not None
             # The follow-up schedules it from the reply's arrival (so a redelivery names the
-            # same send); after a long worker outage that moment may be past: it goes now.
-            at = max(received + reply.span, now)
+            # same send), held past quiet hours; after a long outage that moment may be
+            # past: it goes now.
+            snoozed = extra_send(
+                t.couple, t.occurrence, t.partner, Purpose.snooze(received + reply.span)
+            )
+            at = max(snoozed.at, now)
             zone = t.couple.partner_zone(t.partner)
             return base.settle("snoozed", say.snoozed(name, at.astimezone(zone)))
         if reply.verb is Verb.MOVE:
@@ -365,18 +374,23 @@ class ReplyHandler:
                 return
             # From the reply's arrival, not from now: a redelivery names the same send.
             at = record.received_at + reply.span
-            send = extra_send(couple, occ, couple.partner(record.partner), at, SNOOZE)
+            purpose = Purpose.snooze(at)
+            send = extra_send(couple, occ, couple.partner(record.partner), purpose)
             self._follow_ups.snooze(send)
 
     def _confirm(self, record: ReplyRecord) -> None:
+        """Text the confirmation once: claimed in the prompt log like any send
+        (``reply/<sid>``), so a second handler beside a slow first one sends nothing, and a
+        handler that died mid-send is reconciled with the provider's record, not repeated."""
         now = self._clock.now()
         text = record.confirmation
         to = record.raw.get("From", "")
         if not text or not to or self._silenced(record):
             self._replies.confirm(record.message_sid, None, now)
             return
+        event_id = str(ConfirmationId(record.message_sid))
         outgoing = Outgoing(
-            event_id=f"reply/{record.message_sid}",
+            event_id=event_id,
             occurrence_id=record.occurrence_id or "",
             couple=record.couple or "",
             ritual="",
@@ -384,15 +398,24 @@ class ReplyHandler:
             to=to,
             body=text,
         )
-        provider_id: str | None = None
-        try:
-            provider_id = self._sender.send(outgoing, now)
-        except PermanentDeliveryError as e:
-            # Retrying cannot help (an invalid or carrier-opted-out number): the reply stays
-            # handled, and is recorded as confirmed with no message.
-            log.warning("reply %s: confirmation refused (code %s)", record.message_sid, e.code)
-            if e.opted_out and record.couple and record.partner:
-                self._partners.set_opted_out(record.couple, record.partner, True, now)
+        prompt = Prompt(
+            event_id, outgoing.occurrence_id, outgoing.couple, "", outgoing.partner,
+            "confirmation", record.received_at,
+        )  # fmt: skip
+        claim = self._prompts.claim(prompt, now)
+        if not claim:
+            settled = self._prompts.get(event_id)
+            if settled is not None and settled.state is not PromptState.PENDING:
+                self._replies.confirm(record.message_sid, settled.provider_id, now)
+            # else another handler is sending it; a dead one is taken over after the lease
+            return
+        result = None
+        if claim is Claim.TAKEN_OVER:
+            result = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
+        if result is None:
+            result = deliver(outgoing, self._sender, self._prompts, self._partners,
+                             self._clock, now)  # fmt: skip
+        provider_id = result.provider_id if result.outcome is Outcome.SENT else None
         self._replies.confirm(record.message_sid, provider_id, self._clock.now())
 
     def _silenced(self, record: ReplyRecord) -> bool:

@@ -1,7 +1,12 @@
-"""Building the running service's parts from ``Settings``: the one place adapters are chosen.
+"""The one composition root: every running part of Hearth, built once from ``Settings``.
 
-Redis is ``REDIS_URL`` or the embedded server in the data dir (shared by every process of
-``hearth run``); the sender is Twilio when credentials are set, else the console/outbox.
+``Runtime(settings)`` builds, on first use, the Redis client (``REDIS_URL``, or the embedded
+server in the data dir, shared by every process of ``hearth run``), the database engine, the
+Dramatiq broker, the sender (Twilio when credentials are set, else the console/outbox), the
+live couple config (with its last good versions shared in Redis), the clock, the grace and
+the lease; and from those the send path, the reply handler, the feed publisher, the weekly
+summaries and the schedule store. The scheduler, the worker, the web app and the CLI all
+build through it, so they cannot disagree (a lease, a grace, a timeout).
 """
 
 from __future__ import annotations
@@ -9,16 +14,22 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, cast
+
+from dramatiq.brokers.redis import RedisBroker
+from redis import Redis
 
 from service.config.live import LiveConfig
+from service.config.shared import RedisLastGood
+from service.domain.deadlines import Grace
 from service.embedded_redis import EmbeddedRedis
 from service.feeds.publisher import FeedPublisher
 from service.feeds.tokens import feed_secret
 from service.inbound import enqueue_feed_render
 from service.replying import ReplyHandler
 from service.scheduler.follow_ups import ScheduleFollowUps
-from service.scheduler.planner import PROMPTS_QUEUE, Grace
+from service.scheduler.planner import PROMPTS_QUEUE
 from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
 from service.sending import SendPath
@@ -34,8 +45,6 @@ from service.storage import (
 from service.summaries import WeeklySummaries
 
 if TYPE_CHECKING:
-    from dramatiq import Broker
-    from redis import Redis
     from sqlalchemy import Engine
 
     from service.domain.clock import Clock
@@ -43,16 +52,14 @@ if TYPE_CHECKING:
     from service.senders import Sender
     from service.settings import Settings
 
-__all__ = [
-    "RefreshingCouples",
-    "build_feed_publisher",
-    "build_reply_handler",
-    "build_send_path",
-    "build_sender",
-    "build_weekly_summaries",
-    "redis_url",
-    "refreshing_couples",
-]
+__all__ = ["RefreshingCouples", "Runtime", "build_sender", "redis_url"]
+
+# Every Redis client fails a call within this, rather than hanging a loop on a dead server.
+REDIS_TIMEOUT_S = 5.0
+# A crashed worker's unacknowledged messages come back once its heartbeat is this old and a
+# maintenance pass runs; Dramatiq's defaults (60 s, 0.1 % of commands) often take 10-20 min.
+HEARTBEAT_TIMEOUT_MS = 30_000
+MAINTENANCE_CHANCE = 20_000
 
 
 def redis_url(settings: Settings) -> str:
@@ -68,6 +75,147 @@ def build_sender(settings: Settings) -> Sender:
 
         return TwilioSender.from_settings(settings)
     return ConsoleSender(settings.outbox_path)
+
+
+class Runtime:
+    """The parts of one Hearth process, each built once, on first use, from ``settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        redis_url: str | None = None,
+        redis: Redis | None = None,
+        engine: Engine | None = None,
+        broker: RedisBroker | None = None,
+    ) -> None:
+        """Parts given here (a test's, or a command's that has them) are used as they are
+        and left to their owner to close."""
+        self.settings = settings
+        self.clock: Clock = clock or settings.clock
+        self._redis_url = redis_url
+        self._given: dict[str, object] = {
+            name: part
+            for name, part in (("redis", redis), ("engine", engine), ("broker", broker))
+            if part is not None
+        }
+        self.grace = Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder)
+        self.lease = timedelta(seconds=settings.prompt_lease_s)
+
+    @cached_property
+    def redis_url(self) -> str:
+        return self._redis_url or redis_url(self.settings)
+
+    @cached_property
+    def redis(self) -> Redis:
+        if "redis" in self._given:
+            return cast("Redis", self._given["redis"])
+        return Redis.from_url(
+            self.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            health_check_interval=30,
+        )
+
+    @cached_property
+    def engine(self) -> Engine:
+        if "engine" in self._given:
+            return cast("Engine", self._given["engine"])
+        return make_engine(self.settings.log_url)
+
+    @cached_property
+    def broker(self) -> RedisBroker:
+        if "broker" in self._given:
+            return cast("RedisBroker", self._given["broker"])
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            url=self.redis_url,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+            maintenance_chance=MAINTENANCE_CHANCE,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+
+    @cached_property
+    def sender(self) -> Sender:
+        return build_sender(self.settings)
+
+    def live_config(self) -> LiveConfig:
+        """The config directory, its last good versions shared through Redis."""
+        return LiveConfig(self.settings.config_dir, RedisLastGood(self.redis))
+
+    @cached_property
+    def couples(self) -> RefreshingCouples:
+        """One loaded config for every actor of a worker process (refreshed by one thread)."""
+        return RefreshingCouples(self.live_config())
+
+    @cached_property
+    def prompts(self) -> PromptLog:
+        return PromptLog(self.engine, lease=self.lease)
+
+    def schedule_store(self) -> ScheduleStore:
+        return ScheduleStore(self.redis, queue=PROMPTS_QUEUE)
+
+    def send_path(self) -> SendPath:
+        return SendPath(
+            self.couples,
+            self.prompts,
+            PartnerStates(self.engine),
+            self.sender,
+            self.clock,
+            answers=AnswerLog(self.engine),
+            grace=self.grace,
+        )
+
+    def reply_handler(self, *, republish_feeds: bool = True) -> ReplyHandler:
+        """The reply handler; skips and moves queue a render of the couple's feeds."""
+        broker = self.broker if republish_feeds else None
+        republish = (lambda couple: enqueue_feed_render(broker, couple)) if broker else None
+        return ReplyHandler(
+            self.couples,
+            ReplyLog(self.engine),
+            AnswerLog(self.engine),
+            self.prompts,
+            PartnerStates(self.engine),
+            self.sender,
+            self.clock,
+            ScheduleFollowUps(self.redis, self.schedule_store(), self.grace, republish=republish),
+            keyword_replies=self.settings.hearth_answers_keywords,
+        )
+
+    def feed_publisher(self) -> FeedPublisher:
+        return FeedPublisher(
+            self.couples,
+            FeedTokens(self.engine),
+            RitualVersions(self.engine),
+            AnswerLog(self.engine),
+            self.redis,
+            self.clock,
+            feed_secret(self.settings.feed_secret, self.settings.data_dir),
+            self.settings.public_url,
+        )
+
+    def weekly_summaries(self) -> WeeklySummaries:
+        return WeeklySummaries(
+            self.couples,
+            AnswerLog(self.engine),
+            self.prompts,
+            PartnerStates(self.engine),
+            self.sender,
+            self.clock,
+            self.grace,
+        )
+
+    def close(self) -> None:
+        """Release what was built (connections, pools); parts never built are left alone."""
+        built = {name for name in ("broker", "redis", "engine") if name in self.__dict__}
+        built -= set(self._given)
+        if "broker" in built:
+            self.broker.close()
+        if "redis" in built:
+            self.redis.close()
+        if "engine" in built:
+            self.engine.dispose()
 
 
 class RefreshingCouples:
@@ -99,93 +247,3 @@ class RefreshingCouples:
                 self._checked = time.monotonic()
         finally:
             self._refreshing.release()
-
-
-def refreshing_couples(settings: Settings) -> RefreshingCouples:
-    return RefreshingCouples(LiveConfig(settings.config_dir))
-
-
-# Each builder takes the ``engine`` and ``couples`` a worker process's actors share (one
-# loaded config, one connection pool), and makes its own when called alone.
-
-
-def build_send_path(
-    settings: Settings,
-    clock: Clock,
-    engine: Engine | None = None,
-    couples: RefreshingCouples | None = None,
-) -> SendPath:
-    engine = engine or make_engine(settings.log_url)
-    return SendPath(
-        couples or refreshing_couples(settings),
-        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
-        PartnerStates(engine),
-        build_sender(settings),
-        clock,
-        answers=AnswerLog(engine),
-    )
-
-
-def build_reply_handler(
-    settings: Settings,
-    clock: Clock,
-    redis: Redis,
-    engine: Engine | None = None,
-    broker: Broker | None = None,
-    couples: RefreshingCouples | None = None,
-) -> ReplyHandler:
-    """The reply handler; on ``engine`` when given (its owner disposes of it). With
-    ``broker``, skips and moves queue a render of the couple's feeds."""
-    engine = engine or make_engine(settings.log_url)
-    grace = Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder)
-    republish = (lambda couple: enqueue_feed_render(broker, couple)) if broker else None
-    return ReplyHandler(
-        couples or refreshing_couples(settings),
-        ReplyLog(engine),
-        AnswerLog(engine),
-        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
-        PartnerStates(engine),
-        build_sender(settings),
-        clock,
-        ScheduleFollowUps(
-            redis, ScheduleStore(redis, queue=PROMPTS_QUEUE), grace, republish=republish
-        ),
-        keyword_replies=settings.hearth_answers_keywords,
-    )
-
-
-def build_feed_publisher(
-    settings: Settings,
-    clock: Clock,
-    redis: Redis,
-    engine: Engine | None = None,
-    couples: RefreshingCouples | None = None,
-) -> FeedPublisher:
-    engine = engine or make_engine(settings.log_url)
-    return FeedPublisher(
-        couples or refreshing_couples(settings),
-        FeedTokens(engine),
-        RitualVersions(engine),
-        AnswerLog(engine),
-        redis,
-        clock,
-        feed_secret(settings.feed_secret, settings.data_dir),
-        settings.public_url,
-    )
-
-
-def build_weekly_summaries(
-    settings: Settings,
-    clock: Clock,
-    engine: Engine | None = None,
-    couples: RefreshingCouples | None = None,
-) -> WeeklySummaries:
-    engine = engine or make_engine(settings.log_url)
-    return WeeklySummaries(
-        couples or refreshing_couples(settings),
-        AnswerLog(engine),
-        PromptLog(engine, lease=timedelta(seconds=settings.prompt_lease_s)),
-        PartnerStates(engine),
-        build_sender(settings),
-        clock,
-    )

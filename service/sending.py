@@ -4,29 +4,41 @@
 message can never send twice), runs the guards in order — each one small class with one
 job, like Dramatiq's middleware — and then sends, recording the outcome:
 
-    claim ─ StillPlanned ─ Answered ─ OptedOut ─ Paused ─ QuietHours ─ send ─ mark_sent/failed
+    claim ─ (taken over? ask the provider's record) ─ StillPlanned ─ Answered ─ OptedOut ─
+      Paused ─ OnTime ─ QuietHours ─ send ─ mark_sent / failed / unknown
       │          │            │           │          │          │          └─ retryable: raise
       │          └────────────┴───────────┴──────────┴─ missed  └─ held: come back at its end
       └─ already handled, or another worker holds it
 
-A worker that dies after the provider accepted a text but before ``mark_sent`` leaves the
-row pending; after the lease another worker may send it again. That window is one HTTP
-response long; everything else about a send is decided before the provider is called.
+No blind second text. A claim taken over from a worker that died past its lease may belong
+to a text that went out: the sender's own record (the console outbox; Twilio's message list
+from issue [F], ``unknown`` until then) is asked first. A provider answer that may mean
+"accepted" (a read timeout, a 5xx) records the send ``unknown``, never retries it. A
+provider id whose recording failed is kept and the recording retried, not the send.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from service.domain.deadlines import Grace
+from service.domain.events import PurposeKind, SendId, parse_send_id
 from service.domain.kinds import Completion
-from service.domain.occurrences import parse_occurrence_id
 from service.domain.sends import PlannedSend, find_send
-from service.senders import Outgoing, PermanentDeliveryError, RetryableDeliveryError
-from service.storage import OccurrenceAnswers, Prompt, PromptState
+from service.senders import (
+    AmbiguousDeliveryError,
+    Lookup,
+    Outgoing,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    SentBefore,
+)
+from service.storage import Claim, OccurrenceAnswers, Prompt, PromptState, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -43,15 +55,22 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "deliver",
+    "reconcile_taken_over",
     "record_missed",
 ]
 
 log = logging.getLogger("hearth.sending")
 
 
+# Waits between tries to record a send the provider accepted (the database may be away
+# for a moment); the text is never sent again meanwhile.
+RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
 class Outcome(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # permanently
+    UNKNOWN = "unknown"  # the provider may have it: reported, never sent again blindly
     MISSED = "missed"  # a guard said no: not planned any more, opted out, paused
     HELD = "held"  # quiet hours: come back at ``retry_at``
     DONE_BEFORE = "done_before"  # another delivery of the same event already settled it
@@ -62,11 +81,29 @@ class Outcome(StrEnum):
 class SendRequest:
     """The event as the scheduler enqueued it."""
 
-    event_id: str
-    occurrence_id: str
-    couple: str
-    partner: str
+    id: SendId
     due: datetime
+
+    @classmethod
+    def parse(cls, event_id: str, due: datetime) -> SendRequest:
+        """From the message's event id (``EventIdInvalid`` when it names no text)."""
+        return cls(parse_send_id(event_id), due)
+
+    @property
+    def event_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def occurrence_id(self) -> str:
+        return self.id.occurrence_id
+
+    @property
+    def couple(self) -> str:
+        return self.id.couple
+
+    @property
+    def partner(self) -> str:
+        return self.id.partner
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +130,12 @@ class Context:
     send: PlannedSend | None
     partner_state: PartnerState  # read once per send, for every guard that needs it
     answers: OccurrenceAnswers  # what partners answered (skips, moves, done)
+    grace: Grace = field(default_factory=Grace)
+
+    @property
+    def deadline(self) -> datetime:
+        assert self.send is not None  # StillPlanned runs first
+        return self.send.deadline(self.grace)
 
 
 class Guard(Protocol):
@@ -137,8 +180,19 @@ class Paused:
         return None
 
 
+class OnTime:
+    """A text handled past its deadline (it waited in the queue, in retries, in a hold) is
+    recorded missed, never sent: the same policy the scheduler's claim applies."""
+
+    def check(self, ctx: Context) -> SendResult | None:
+        if ctx.now > ctx.deadline:
+            return SendResult(Outcome.MISSED, f"past its deadline {_stamp(ctx.deadline)}")
+        return None
+
+
 class QuietHours:
-    """A text arriving in the partner's quiet hours (a late catch-up, a retry) is held."""
+    """A text arriving in the partner's quiet hours (a late catch-up, a retry) is held, or
+    recorded missed when the hold would end past its deadline."""
 
     def check(self, ctx: Context) -> SendResult | None:
         assert ctx.couple is not None  # StillPlanned runs first
@@ -146,23 +200,29 @@ class QuietHours:
         if partner.quiet_hours is None:
             return None
         release = partner.quiet_hours.release(ctx.now, ctx.couple.partner_zone(partner))
-        if release > ctx.now:
-            return SendResult(Outcome.HELD, "quiet hours", retry_at=release.astimezone(UTC))
-        return None
+        if release <= ctx.now:
+            return None
+        if release > ctx.deadline:
+            return SendResult(
+                Outcome.MISSED, f"quiet hours last past its deadline {_stamp(ctx.deadline)}"
+            )
+        return SendResult(Outcome.HELD, "quiet hours", retry_at=release.astimezone(UTC))
 
 
 class Answered:
     """Nobody is nagged about what they already did: reminders and snoozed prompts stop once
     the partner answered (done or skipped), or for either-partner and optional rituals once
-    anyone did."""
+    anyone did. A fire (``hearth fire``) is an explicit new send and is not refused."""
 
     def check(self, ctx: Context) -> SendResult | None:
         assert ctx.couple is not None  # StillPlanned runs first
+        if ctx.request.id.purpose.kind is PurposeKind.FIRE:
+            return None
         partner = ctx.request.partner
         answers = ctx.answers
         if partner in answers.done_by or partner in answers.skipped_by:
             return SendResult(Outcome.MISSED, "the partner already answered")
-        ritual = ctx.couple.ritual(parse_occurrence_id(ctx.request.occurrence_id).ritual)
+        ritual = ctx.couple.ritual(ctx.request.id.ritual)
         if ritual.completion in (Completion.EITHER, Completion.OPTIONAL) and answers.done_by:
             return SendResult(Outcome.MISSED, "already done")
         return None
@@ -173,6 +233,7 @@ DEFAULT_GUARDS: tuple[Guard, ...] = (
     Answered(),
     OptedOut(),
     Paused(),
+    OnTime(),
     QuietHours(),
 )
 
@@ -189,6 +250,8 @@ class SendPath:
         clock: Clock,
         guards: Sequence[Guard] = DEFAULT_GUARDS,
         answers: AnswerSource | None = None,
+        grace: Grace = Grace(),
+        record_retries_s: Sequence[float] = RECORD_RETRIES_S,
     ) -> None:
         self._couples = couples
         self._prompts = prompts
@@ -198,29 +261,41 @@ class SendPath:
         self.clock = clock  # the actor times a retry's delay by it
         self._guards = tuple(guards)
         self._answers = answers
+        self._grace = grace
+        self._record_retries_s = tuple(record_retries_s)
+        # Provider ids of texts that went out but could not be recorded yet, by event id:
+        # a retry of the message records them instead of sending again.
+        self._unrecorded: dict[str, str] = {}
 
     def handle(self, request: SendRequest) -> SendResult:
-        """Send ``request`` at most once; ``RetryableDeliveryError`` propagates for a retry."""
+        """Send ``request`` at most once; ``RetryableDeliveryError`` and ``StorageError``
+        propagate for a retry."""
         now = self._clock.now()
+        kept = self._unrecorded.get(request.event_id)
+        if kept is not None:
+            self._prompts.mark_sent(request.event_id, kept, now)
+            del self._unrecorded[request.event_id]
+            return SendResult(Outcome.SENT, "recorded on a retry", provider_id=kept)
         couple = self._couples.get(request.couple)
         answers = OccurrenceAnswers()
         if self._answers is not None:
             answers = self._answers.of([request.occurrence_id])[request.occurrence_id]
-        send = (
-            find_send(couple, request.occurrence_id, request.event_id, answers.changes)
-            if couple
-            else None
-        )
-        if not self._prompts.claim(_prompt(request, send), now):
+        send = find_send(couple, request.id, answers.changes) if couple else None
+        claim = self._prompts.claim(_prompt(request, send), now)
+        if not claim:
             return self._not_claimed(request, now)
+        if claim is Claim.TAKEN_OVER:
+            settled = self._reconcile(request, couple, send, now)
+            if settled is not None:
+                return settled
         state = self._partners.get(request.couple, request.partner)
-        ctx = Context(request, now, couple, send, state, answers)
+        ctx = Context(request, now, couple, send, state, answers, self._grace)
         for guard in self._guards:
             verdict = guard.check(ctx)
             if verdict is None:
                 continue
             if verdict.outcome is Outcome.HELD:
-                self._prompts.release(request.event_id, verdict.detail, now)
+                self._prompts.release(request.event_id, verdict.detail, now, verdict.retry_at)
             else:
                 self._prompts.mark_missed(request.event_id, verdict.detail, now)
             log.info("%s %s: %s", request.event_id, verdict.outcome, verdict.detail)
@@ -243,7 +318,25 @@ class SendPath:
             to=partner.phone,
             body=send.body,
         )
-        return deliver(text, self._sender, self._prompts, self._partners, self._clock, now)
+        return deliver(
+            text, self._sender, self._prompts, self._partners, self._clock, now,
+            record_retries_s=self._record_retries_s, unrecorded=self._unrecorded,
+        )  # fmt: skip
+
+    def _reconcile(
+        self, request: SendRequest, couple: Couple | None, send: PlannedSend | None, now: datetime
+    ) -> SendResult | None:
+        partner = couple.partner(request.partner) if couple and send else None
+        text = Outgoing(
+            event_id=request.event_id,
+            occurrence_id=request.occurrence_id,
+            couple=request.couple,
+            ritual=request.id.ritual,
+            partner=request.partner,
+            to=partner.phone if partner else "",
+            body=send.body if send else "",
+        )
+        return reconcile_taken_over(text, self._sender, self._prompts, now)
 
     def _not_claimed(self, request: SendRequest, now: datetime) -> SendResult:
         record = self._prompts.get(request.event_id)
@@ -265,14 +358,26 @@ def deliver(
     partners: PartnerStates,
     clock: Clock,
     now: datetime,
+    *,
+    record_retries_s: Sequence[float] = RECORD_RETRIES_S,
+    unrecorded: dict[str, str] | None = None,
 ) -> SendResult:
     """Hand a claimed text to the provider and settle its row in the prompt log.
 
     A retryable error releases the claim and is raised for a retry; a permanent one is
-    recorded as failed (and a carrier opt-out mirrored to the partner's state).
+    recorded as failed (and a carrier opt-out mirrored to the partner's state); an
+    ambiguous one (the provider may have it) is recorded unknown and never retried. Once
+    the provider accepted, only the recording is retried: if the database stays away, the
+    provider id is kept in ``unrecorded`` for the message's retry, and the claim stays
+    held, so a take-over after the lease asks the provider's record before sending.
     """
     try:
         provider_id = sender.send(text, now)
+    except AmbiguousDeliveryError as e:
+        prompts.mark_unknown(text.event_id, str(e), clock.now())
+        log.warning("%s: the provider may have it (code %s); not sent again", text.event_id,
+                    e.code)  # fmt: skip
+        return SendResult(Outcome.UNKNOWN, str(e))
     except RetryableDeliveryError as e:
         prompts.release(text.event_id, str(e), clock.now())
         log.warning("%s: retryable delivery error %s", text.event_id, e.code)
@@ -280,51 +385,91 @@ def deliver(
     except PermanentDeliveryError as e:
         done = clock.now()
         prompts.mark_failed(text.event_id, str(e), done)
-        if e.opted_out:
+        if e.opted_out and text.couple and text.partner:
             # The carrier says this number opted out (Twilio 21610): mirror it, so
             # nothing more is even tried until the partner sends START.
             partners.set_opted_out(text.couple, text.partner, True, done)
         log.warning("%s: failed permanently (code %s)", text.event_id, e.code)
         return SendResult(Outcome.FAILED, str(e))
-    prompts.mark_sent(text.event_id, provider_id, clock.now())
+    _record_sent(prompts, text.event_id, provider_id, clock, record_retries_s, unrecorded)
     log.info("%s sent", text.event_id)
     return SendResult(Outcome.SENT, provider_id=provider_id)
 
 
-def record_missed(
-    couples: CoupleSource, prompts: PromptLog, event_id: str, reason: str, now: datetime
-) -> bool:
-    """Record a scheduled event that came due past its grace as missed; False if already settled.
+def _record_sent(
+    prompts: PromptLog,
+    event_id: str,
+    provider_id: str,
+    clock: Clock,
+    retries_s: Sequence[float],
+    unrecorded: dict[str, str] | None,
+) -> None:
+    for wait_s in (*retries_s, None):
+        try:
+            prompts.mark_sent(event_id, provider_id, clock.now())
+        except StorageError:
+            if wait_s is None:
+                if unrecorded is not None:
+                    unrecorded[event_id] = provider_id
+                log.error("%s: sent, but the database is away; the recording is retried",
+                          event_id)  # fmt: skip
+                raise
+            time.sleep(wait_s)
+        else:
+            return
 
-    Event ids are ``<occurrence id>/<purpose>/<partner>``, so the id alone names the send.
-    """
-    occurrence_id, _, partner = event_id.rpartition("/")
-    occurrence_id = occurrence_id.rpartition("/")[0]
-    key = parse_occurrence_id(occurrence_id)
-    couple = couples.get(key.couple)
-    send = find_send(couple, occurrence_id, event_id) if couple else None
-    due = send.due if send is not None else now
-    request = SendRequest(event_id, occurrence_id, key.couple, partner, due)
+
+def reconcile_taken_over(
+    text: Outgoing, sender: Sender, prompts: PromptLog, now: datetime
+) -> SendResult | None:
+    """A claim was taken over from a holder that may have sent ``text`` before dying:
+    settle its row from the provider's own record, or None when that shows no such text
+    (then it may be sent)."""
+    record = prompts.get(text.event_id)
+    since = record.created_at if record is not None else now
+    found = sender.lookup(text, since)
+    if isinstance(found, SentBefore):
+        prompts.mark_sent(text.event_id, found.provider_id, now)
+        log.warning("%s: an earlier attempt had sent it; recorded, not sent again", text.event_id)
+        return SendResult(Outcome.SENT, "sent by an earlier attempt", provider_id=found.provider_id)
+    if found is Lookup.UNKNOWN:
+        reason = "an earlier attempt died and may have sent it; the provider was not asked"
+        prompts.mark_unknown(text.event_id, reason, now)
+        log.warning("%s: outcome unknown (%s)", text.event_id, reason)
+        return SendResult(Outcome.UNKNOWN, reason)
+    return None
+
+
+def record_missed(
+    couples: CoupleSource, prompts: PromptLog, send_id: SendId, reason: str, now: datetime
+) -> bool:
+    """Record a text that came due past its deadline as missed; False if already settled
+    (or another worker holds it)."""
+    couple = couples.get(send_id.couple)
+    send = find_send(couple, send_id) if couple else None
+    request = SendRequest(send_id, send.due if send is not None else now)
     if not prompts.claim(_prompt(request, send), now):
         return False
-    return prompts.mark_missed(event_id, reason, now)
+    return prompts.mark_missed(str(send_id), reason, now)
 
 
 def _prompt(request: SendRequest, send: PlannedSend | None) -> Prompt:
     if send is not None:
         return Prompt.from_planned(send)
     # Not in the config any more: still claimed, so that it is recorded as missed once.
-    # Event ids are "<occurrence id>/<purpose>/<partner>", occurrence ids "couple/ritual/…".
-    purpose = request.event_id.removeprefix(request.occurrence_id + "/").rsplit("/", 1)[0]
     return Prompt(
         event_id=request.event_id,
         occurrence_id=request.occurrence_id,
         couple=request.couple,
-        ritual=parse_occurrence_id(request.occurrence_id).ritual,
+        ritual=request.id.ritual,
         partner=request.partner,
-        purpose=purpose,
+        purpose=str(request.id.purpose),
         due_at=request.due,
     )
+
+
+def _stamp(instant: datetime) -> str:
+    return f"{instant.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _partner(couple: Couple, key: str) -> Partner:

@@ -1,9 +1,11 @@
 """``week.ended``: each partner's weekly summary text, sent once like any prompt.
 
 The summary of the week starting ``monday`` goes out the next Monday at 09:00 in the
-couple's zone (a later event in the schedule). It is claimed in the prompt log under
+couple's zone, each partner's held past their own quiet hours (a send event per partner in
+the schedule). It is claimed in the prompt log under
 ``<couple>/_week/<monday>/summary/<partner>`` (``_week`` cannot be a ritual id), so a
-redelivered message sends nothing twice; opted-out and paused partners get none.
+redelivered message sends nothing twice; opted-out and paused partners get none, and one
+handled past its deadline (``Grace.summary`` after its time) is recorded missed.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from service.domain.completions import is_complete
+from service.domain.deadlines import Grace
+from service.domain.events import WEEK, Purpose, SendId, week_occurrence_id
 from service.domain.kinds import Completion
 from service.domain.occurrences import occurrences
-from service.domain.summaries import RitualWeek, summary_text, week_bounds
+from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
-from service.sending import Outcome, deliver
-from service.storage import Prompt
+from service.sending import Outcome, SendResult, deliver, reconcile_taken_over
+from service.storage import Claim, Prompt, PromptState
 
 if TYPE_CHECKING:
     from datetime import date
@@ -28,13 +32,7 @@ if TYPE_CHECKING:
     from service.sending import CoupleSource
     from service.storage import AnswerLog, OccurrenceAnswers, PartnerStates, PromptLog
 
-__all__ = ["WEEK", "WeeklySummaries", "week_occurrence_id"]
-
-WEEK = "_week"
-
-
-def week_occurrence_id(couple: str, monday: date) -> str:
-    return f"{couple}/{WEEK}/{monday:%Y%m%d}"
+__all__ = ["WeeklySummaries"]
 
 
 class WeeklySummaries:
@@ -46,6 +44,7 @@ class WeeklySummaries:
         partners: PartnerStates,
         sender: Sender,
         clock: Clock,
+        grace: Grace = Grace(),
     ) -> None:
         self._couples = couples
         self._answers = answers
@@ -53,6 +52,8 @@ class WeeklySummaries:
         self._partners = partners
         self._sender = sender
         self._clock = clock
+        self.clock = clock  # the actor times a held summary's delay by it
+        self._grace = grace
 
     def texts(self, couple: Couple, monday: date) -> dict[str, str]:
         """Each partner's summary of the week starting ``monday``, by partner key."""
@@ -64,31 +65,61 @@ class WeeklySummaries:
             for p in couple.partners
         }
 
-    def send(self, couple_id: str, monday: date) -> dict[str, Outcome]:
-        """Send the week's summaries; ``RetryableDeliveryError`` propagates for a retry."""
+    def send(
+        self, couple_id: str, monday: date, partner: str | None = None
+    ) -> dict[str, SendResult]:
+        """Send the week's summary to ``partner`` (both when None), by partner key.
+
+        ``RetryableDeliveryError`` propagates for a retry; a result with ``retry_at`` (held
+        by quiet hours, or another worker holds it) asks to be handled again then.
+        """
         couple = self._couples.get(couple_id)
         if couple is None:
             return {}
         texts = self.texts(couple, monday)
-        occurrence_id = week_occurrence_id(couple.id, monday)
-        out = {}
-        for partner in couple.partners:
-            out[partner.key] = self._send_one(couple, partner, occurrence_id, texts[partner.key])
-        return out
+        return {
+            p.key: self._send_one(couple, p, monday, texts[p.key])
+            for p in couple.partners
+            if partner is None or p.key == partner
+        }
 
-    def _send_one(self, couple: Couple, partner: Partner, occ_id: str, text: str) -> Outcome:
+    def _send_one(self, couple: Couple, partner: Partner, monday: date, text: str) -> SendResult:
         now = self._clock.now()
-        event_id = f"{occ_id}/summary/{partner.key}"
-        prompt = Prompt(event_id, occ_id, couple.id, WEEK, partner.key, "summary", now)
-        if not self._prompts.claim(prompt, now):
-            return Outcome.DONE_BEFORE
-        state = self._partners.get(couple.id, partner.key)
-        if state.opted_out or state.paused_at(now):
-            self._prompts.mark_missed(event_id, "opted out or paused", now)
-            return Outcome.MISSED
+        occ_id = week_occurrence_id(couple.id, monday)
+        event_id = str(SendId(occ_id, Purpose.summary(), partner.key))
+        at = summary_at(couple, partner, monday)
+        deadline = at + self._grace.summary
+        prompt = Prompt(event_id, occ_id, couple.id, WEEK, partner.key, "summary", at)
         outgoing = Outgoing(event_id, occ_id, couple.id, WEEK, partner.key, partner.phone, text)
-        result = deliver(outgoing, self._sender, self._prompts, self._partners, self._clock, now)
-        return result.outcome
+        claim = self._prompts.claim(prompt, now)
+        if not claim:
+            record = self._prompts.get(event_id)
+            if record is not None and record.state is PromptState.PENDING:
+                held_since = record.claimed_at or now
+                return SendResult(Outcome.BUSY, "another worker holds the claim",
+                                  retry_at=held_since + self._prompts.lease)  # fmt: skip
+            return SendResult(Outcome.DONE_BEFORE)
+        if claim is Claim.TAKEN_OVER:
+            settled = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
+            if settled is not None:
+                return settled
+        state = self._partners.get(couple.id, partner.key)
+        reason = None
+        if state.opted_out or state.paused_at(now):
+            reason = "opted out or paused"
+        elif now > deadline:
+            reason = f"past its deadline {deadline:%Y-%m-%d %H:%M %Z}"
+        elif partner.quiet_hours is not None:
+            release = partner.quiet_hours.release(now, couple.partner_zone(partner))
+            if release > deadline:
+                reason = "quiet hours last past its deadline"
+            elif release > now:
+                self._prompts.release(event_id, "quiet hours", now)
+                return SendResult(Outcome.HELD, "quiet hours", retry_at=release)
+        if reason is not None:
+            self._prompts.mark_missed(event_id, reason, now)
+            return SendResult(Outcome.MISSED, reason)
+        return deliver(outgoing, self._sender, self._prompts, self._partners, self._clock, now)
 
     @staticmethod
     def _weeks(

@@ -6,6 +6,7 @@ never connects anywhere; ``workers.main`` declares it for the ``dramatiq`` comma
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from dramatiq import Actor, Broker
 
 __all__ = ["declare", "use"]
+
+log = logging.getLogger("hearth.workers.prompts")
 
 
 @dataclass
@@ -50,9 +53,13 @@ def send_prompt(
     path, actor = _wiring.path, _wiring.actor
     if path is None or actor is None:
         raise RuntimeError("call workers.prompts.declare(broker) and use(send_path) first")
-    result = path.handle(
-        SendRequest(event_id, occurrence_id, couple, partner, datetime.fromisoformat(due))
-    )
+    try:
+        request = SendRequest.parse(event_id, datetime.fromisoformat(due))
+    except ValueError as e:
+        # Not a text's id: retrying cannot help, and nothing can be recorded for it.
+        log.error("send_prompt: dropped a message with a bad event id: %s", e)
+        return
+    result = path.handle(request)
     if result.retry_at is not None:
         # Held by quiet hours, or claimed by another worker: come back then, as a new message.
         wait = result.retry_at - path.clock.now()

@@ -23,6 +23,7 @@ __all__ = ["declare", "use"]
 @dataclass
 class _Wiring:
     summaries: WeeklySummaries | None = None
+    actor: Actor[..., None] | None = None
 
 
 _wiring = _Wiring()
@@ -32,11 +33,20 @@ def use(summaries: WeeklySummaries) -> None:
     _wiring.summaries = summaries
 
 
-def week_ended(couple: str, week: str, **_: object) -> None:
-    summaries = _wiring.summaries
-    if summaries is None:
-        raise RuntimeError("call workers.weeks.use(summaries) first")
-    summaries.send(couple, date.fromisoformat(week))
+def week_ended(couple: str, week: str, partner: str | None = None, **_: object) -> None:
+    """One partner's summary (both, for events planned before summaries were per partner);
+    one held by quiet hours, or held by another worker, comes back later as a new message."""
+    summaries, actor = _wiring.summaries, _wiring.actor
+    if summaries is None or actor is None:
+        raise RuntimeError("call workers.weeks.declare(broker) and use(summaries) first")
+    results = summaries.send(couple, date.fromisoformat(week), partner)
+    for key, result in results.items():
+        if result.retry_at is not None:
+            wait = result.retry_at - summaries.clock.now()
+            actor.send_with_options(
+                kwargs={"couple": couple, "week": week, "partner": key},
+                delay=max(0, int(wait.total_seconds() * 1000)),
+            )
 
 
 def declare(
@@ -51,4 +61,5 @@ def declare(
         max_backoff=max_backoff_ms,
         time_limit=120_000,
     )(week_ended)
+    _wiring.actor = actor
     return actor

@@ -104,7 +104,7 @@ def preview(
             typer.echo(json.dumps([_send_json(s) for s in sends], indent=2, ensure_ascii=False))
         else:
             for s in sends:
-                typer.echo(f"{_stamp(s.at)}  {s.partner:<10} {s.purpose:<12} {s.event_id}")
+                typer.echo(f"{_stamp(s.at)}  {s.partner:<10} {s.purpose!s:<12} {s.event_id}")
                 typer.echo(f"    {s.body}")
         return
     found = occurrences(couple, start, end)
@@ -204,7 +204,7 @@ def _send_json(s: PlannedSend) -> dict[str, object]:
         "couple": s.couple,
         "ritual": s.ritual,
         "partner": s.partner,
-        "purpose": s.purpose,
+        "purpose": str(s.purpose),
         "at": s.at.isoformat(),
         "due": s.due.isoformat(),
         "body": s.body,

@@ -153,15 +153,14 @@ def _redis(settings: Settings, *, required: bool) -> tuple[Redis, bool]:
 
 
 def _publisher(settings: Settings, redis: Redis) -> FeedPublisher:
-    from service.runtime import build_feed_publisher  # noqa: PLC0415
+    from service.runtime import Runtime  # noqa: PLC0415
     from service.storage import StorageError, migrate  # noqa: PLC0415
-    from service.system_clock import SystemClock  # noqa: PLC0415
 
     try:
         migrate(settings.log_url)
     except (StorageError, HearthError) as e:
         _fail(str(e))
-    return build_feed_publisher(settings, SystemClock(), redis)
+    return Runtime(settings, redis=redis).feed_publisher()
 
 
 def _fail(message: str) -> NoReturn:

@@ -23,8 +23,9 @@ import typer
 
 from service.config import load_directory
 from service.domain.errors import HearthError
+from service.domain.events import Purpose
 from service.domain.occurrences import ritual_occurrences
-from service.domain.sends import fired_send, planned_sends
+from service.domain.sends import extra_send, planned_sends
 from service.embedded_redis import EmbeddedRedis
 from service.inbound import REPLIES_QUEUE
 from service.scheduler.planner import PROMPTS_QUEUE
@@ -163,7 +164,7 @@ def fire(
         )
         if occurrence is None:
             _fail(f"{couple}/{ritual} has no occurrence in the coming year to prompt for")
-        send = fired_send(found, occurrence, person, now)
+        send = extra_send(found, occurrence, person, Purpose.fire(now))
         actor.send(**message_kwargs(send))
         typer.echo(f"queued {send.event_id}")
     broker.close()

@@ -3,25 +3,31 @@
 ``refresh()`` stats the directory's couple files and reloads only those whose size or
 modification time changed. A file that turns bad is logged with every issue (file, line,
 column, field) and its couple keeps running on the last good version; a file that is removed
-takes its couple with it. Polling a few hundred stat calls is cheaper and more portable than
-inotify, and needs no extra dependency.
+takes its couple with it.
+
+The last good version is shared by every process (``LastGood``, kept in Redis by the
+runtime): each good file's text is saved as it is loaded, so a process that starts while a
+file is broken runs what the others run, instead of nothing. Polling a few hundred stat
+calls is cheaper and more portable than inotify, and needs no extra dependency.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
 
-from service.config.loading import couple_files, load_couple_file
-from service.domain.errors import CoupleFileInvalid
+from service.config.loading import couple_files, load_couple_text
+from service.domain.errors import CoupleFileInvalid, HearthError, Issue
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from service.domain.couples import Couple, Partner
 
-__all__ = ["LiveConfig", "Refresh"]
+__all__ = ["LastGood", "LiveConfig", "Refresh"]
 
 log = logging.getLogger("hearth.config")
 
@@ -39,6 +45,21 @@ class Refresh:
         return bool(self.changed or self.removed)
 
 
+def _forget(shared: LastGood, name: str) -> None:
+    shared.forget(name)
+
+
+class LastGood(Protocol):
+    """The last good text of each couple file, by file name, shared across processes.
+
+    Implementations raise ``HearthError`` when their store is away; the config then goes
+    on with what this process has."""
+
+    def save(self, name: str, text: str) -> None: ...
+    def load(self, name: str) -> str | None: ...
+    def forget(self, name: str) -> None: ...
+
+
 @dataclass
 class _File:
     stamp: tuple[int, int]  # (mtime_ns, size)
@@ -48,8 +69,9 @@ class _File:
 class LiveConfig:
     """The couples of a directory, kept current by ``refresh()``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, last_good: LastGood | None = None) -> None:
         self.directory = directory
+        self._last_good = last_good
         self._files: dict[Path, _File] = {}
         self._couples: dict[str, Couple] = {}
         self._phones: dict[str, list[tuple[Couple, Partner]]] = {}
@@ -96,6 +118,7 @@ class LiveConfig:
         gone = set(self._files) - set(present)
         for path in gone:
             del self._files[path]
+            self._share(partial(_forget, name=path.name), path.name)
         touched = bool(gone)
         for path, st in present.items():
             stamp = (st.st_mtime_ns, st.st_size)
@@ -104,10 +127,10 @@ class LiveConfig:
                 continue
             touched = True
             try:
-                couple: Couple | None = load_couple_file(path)
+                couple: Couple | None = self._load(path)
             except CoupleFileInvalid as e:
                 result.failures.append(e)
-                last = known.couple if known else None
+                last = self._shared_version(path) or (known.couple if known else None)
                 log.error(
                     "%s is invalid; %s\n%s",
                     path,
@@ -124,3 +147,39 @@ class LiveConfig:
         result.removed = sorted(set(before) - set(after))
         result.changed = sorted(c for c in after if before.get(c) != after[c])
         return result
+
+    def _load(self, path: Path) -> Couple:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            name = str(path)
+            raise CoupleFileInvalid(
+                name, [Issue(name, 1, 1, "(file)", f"cannot read: {e}")]
+            ) from None
+        couple = load_couple_text(text, str(path), default_id=path.stem)
+        self._share(lambda shared: shared.save(path.name, text), path.name)
+        return couple
+
+    def _shared_version(self, path: Path) -> Couple | None:
+        """The last good version any process loaded of this file, if it is still good."""
+        if self._last_good is None:
+            return None
+        try:
+            text = self._last_good.load(path.name)
+        except HearthError as e:
+            log.warning("cannot read the shared last good version of %s: %s", path, e)
+            return None
+        if text is None:
+            return None
+        try:
+            return load_couple_text(text, f"{path} (last good version)", default_id=path.stem)
+        except CoupleFileInvalid:
+            return None  # good under an older Hearth, perhaps; not any more
+
+    def _share(self, action: Callable[[LastGood], None], name: str) -> None:
+        if self._last_good is None:
+            return
+        try:
+            action(self._last_good)
+        except HearthError as e:
+            log.warning("cannot share the last good version of %s: %s", name, e)

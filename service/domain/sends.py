@@ -1,62 +1,53 @@
 """The texts that occurrences imply: a prompt at the start, reminders before it.
 
-Each planned send is one event with a stable id, ``<occurrence id>/<purpose>/<partner>``,
+Each planned send is one event with a stable id (``SendId``, ``service/domain/events.py``),
 so that planning twice (two schedulers, a restart, a config reload) names the same sends.
-``due`` is when the rule says; ``at`` is when it may go out after the recipient's quiet hours.
+``due`` is when the rule says; ``at`` is when it may go out after the recipient's quiet hours;
+``deadline`` is the last instant it may go out at all (``service/domain/deadlines.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from service.domain.changes import NO_CHANGES, Changes
 from service.domain.couples import Couple, Partner, Ritual
-from service.domain.durations import format_duration
+from service.domain.deadlines import Grace, deadline
+from service.domain.events import Purpose, SendId
 from service.domain.occurrences import Occurrence, find_occurrence, occurrences
 from service.domain.texts import render
 
 __all__ = [
-    "PROMPT",
-    "SNOOZE",
     "PlannedSend",
-    "event_id",
     "extra_send",
     "find_send",
-    "fired_send",
     "planned_sends",
-    "reminder_purpose",
     "sends_for",
 ]
 
-PROMPT = "prompt"
-FIRE = "fire-"
-SNOOZE = "snooze-"
 # A send held by quiet hours goes out at most this much after it was due.
 _LONGEST_HOLD = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedSend:
-    event_id: str
+    id: SendId
+    event_id: str  # str(id), spelled once
     occurrence_id: str
     couple: str
     ritual: str
     partner: str  # partner key
-    purpose: str  # "prompt" or "reminder-2d"
+    purpose: Purpose
     due: datetime  # aware UTC: when the schedule says
     at: datetime  # aware, in the recipient's zone: when it may go out (quiet hours applied)
     starts: datetime  # aware: when the occurrence itself starts
     body: str
 
-
-def event_id(occurrence_id: str, purpose: str, partner: str) -> str:
-    return f"{occurrence_id}/{purpose}/{partner}"
-
-
-def reminder_purpose(lead: timedelta) -> str:
-    return f"reminder-{format_duration(lead)}"
+    def deadline(self, grace: Grace) -> datetime:
+        """The last instant this text may go out (the claim and the send path both ask)."""
+        return deadline(self.purpose, self.at, self.starts, grace)
 
 
 def planned_sends(
@@ -74,43 +65,44 @@ def planned_sends(
     return found
 
 
-def find_send(
-    couple: Couple, occurrence: str, event: str, changes: Changes = NO_CHANGES
-) -> PlannedSend | None:
-    """The send ``event`` of ``occurrence`` under the couple's current description and
-    ``changes``, or None (the ritual, partner or occurrence is gone or skipped, or the event
-    is no longer one of its sends, as after a move)."""
-    occ = find_occurrence(couple, occurrence, changes)
+def find_send(couple: Couple, send: SendId, changes: Changes = NO_CHANGES) -> PlannedSend | None:
+    """The text ``send`` under the couple's current description and ``changes``, or None
+    (the ritual, partner or occurrence is gone or skipped, or the text is no longer one of
+    its sends, as after a move)."""
+    if send.is_summary or send.couple != couple.id:
+        return None
+    try:
+        occ = find_occurrence(couple, send.occurrence_id, changes)
+    except ValueError:
+        return None
     if occ is None:
         return None
-    purpose, _, partner = event.removeprefix(occurrence + "/").rpartition("/")
-    for prefix in (FIRE, SNOOZE):
-        if purpose.startswith(prefix):
-            try:
-                at = datetime.strptime(purpose.removeprefix(prefix), "%Y%m%dT%H%M%S%z")
-                return extra_send(couple, occ, couple.partner(partner), at, prefix)
-            except (ValueError, KeyError):
-                return None
-    return next((s for s in sends_for(couple, occ) if s.event_id == event), None)
+    if send.purpose.is_extra:
+        assert send.purpose.at is not None
+        try:
+            partner = couple.partner(send.partner)
+        except KeyError:
+            return None
+        if occ.partner not in (None, partner.key) or not couple.ritual(occ.ritual).sms:
+            return None
+        return extra_send(couple, occ, partner, send.purpose)
+    wanted = str(send)
+    return next((s for s in sends_for(couple, occ) if s.event_id == wanted), None)
 
 
-def fired_send(couple: Couple, occ: Occurrence, partner: Partner, at: datetime) -> PlannedSend:
-    """A prompt of ``occ`` sent by hand at ``at`` (``hearth fire``), with its own event id."""
-    return extra_send(couple, occ, partner, at, FIRE)
+def extra_send(couple: Couple, occ: Occurrence, partner: Partner, purpose: Purpose) -> PlannedSend:
+    """The prompt of ``occ`` once more at ``purpose.at``: a SNOOZE, or sent by hand (FIRE).
 
-
-def extra_send(
-    couple: Couple, occ: Occurrence, partner: Partner, at: datetime, kind: str
-) -> PlannedSend:
-    """The prompt of ``occ`` once more at ``at``: sent by hand (``FIRE``) or after a SNOOZE.
-
-    Its purpose, ``fire-<UTC instant>`` or ``snooze-<UTC instant>``, keeps it apart from the
-    occurrence's scheduled prompt, which still goes out at its time.
+    Its purpose keeps it apart from the occurrence's scheduled prompt, which still goes out
+    at its time; like every text it is held past the recipient's quiet hours.
     """
+    assert purpose.is_extra
+    assert purpose.at is not None
     ritual = couple.ritual(occ.ritual)
     tz = couple.partner_zone(partner)
-    purpose = kind + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%z")
-    return _send(couple, ritual, occ, partner, tz, None, at, at, purpose)
+    due = purpose.at
+    at = partner.quiet_hours.release(due, tz) if partner.quiet_hours else due
+    return _send(couple, ritual, occ, partner, tz, None, due, at, purpose)
 
 
 def sends_for(
@@ -147,12 +139,11 @@ def _send(
     lead: timedelta | None,
     due: datetime,
     at: datetime,
-    purpose: str | None = None,
+    purpose: Purpose | None = None,
 ) -> PlannedSend:
     if purpose is None:
-        purpose = reminder_purpose(lead) if lead else PROMPT
-        if occ.moved_from is not None:
-            purpose += f"@{occ.start.astimezone(UTC):%Y%m%dT%H%MZ}"
+        moved_to = occ.start if occ.moved_from is not None else None
+        purpose = Purpose.reminder(lead, moved_to) if lead else Purpose.prompt(moved_to)
     is_planner = occ.planner == partner.key
     which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
     planner = couple.partner(occ.planner).name if occ.planner else ""
@@ -164,8 +155,10 @@ def _send(
         lead=_lead(lead) if lead else "now",
         time=f"{occ.start.astimezone(tz):%H:%M}",
     )
+    send_id = SendId(occ.id, purpose, partner.key)
     return PlannedSend(
-        event_id=event_id(occ.id, purpose, partner.key),
+        id=send_id,
+        event_id=str(send_id),
         occurrence_id=occ.id,
         couple=couple.id,
         ritual=ritual.id,

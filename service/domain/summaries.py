@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from service.domain.wallclock import resolve, zone
 
-__all__ = ["RitualWeek", "summary_text", "week_bounds", "week_start_of"]
+if TYPE_CHECKING:
+    from service.domain.couples import Couple, Partner
+
+__all__ = ["SUMMARY_AT", "RitualWeek", "summary_at", "summary_text", "week_bounds", "week_start_of"]
 
 SUMMARY_MAX = 320  # two SMS segments
+# The week's summary goes out the next Monday at this time in the couple's zone, each
+# partner's held past their own quiet hours.
+SUMMARY_AT = time(9, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,15 @@ def week_bounds(timezone: str, monday: date) -> tuple[datetime, datetime]:
     tz = zone(timezone)
     start = resolve(datetime.combine(monday, time()), tz)
     return start, resolve(datetime.combine(monday + timedelta(days=7), time()), tz)
+
+
+def summary_at(couple: Couple, partner: Partner, monday: date) -> datetime:
+    """When ``partner``'s summary of the week starting ``monday`` goes out: the next Monday
+    at ``SUMMARY_AT`` in the couple's zone, held past the partner's quiet hours (their zone)."""
+    due = resolve(datetime.combine(monday + timedelta(days=7), SUMMARY_AT), zone(couple.timezone))
+    if partner.quiet_hours is None:
+        return due
+    return partner.quiet_hours.release(due, couple.partner_zone(partner))
 
 
 def summary_text(partner: str, other: str, rituals: Sequence[RitualWeek]) -> str:

@@ -10,13 +10,23 @@ sends them late (within their grace) or records them as missed, never silently d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, cast
 
 from service.domain.changes import NO_CHANGES, Changes
-from service.domain.sends import PROMPT, PlannedSend, planned_sends
+from service.domain.deadlines import Grace
+from service.domain.events import (
+    LaterId,
+    LaterKind,
+    Purpose,
+    SendId,
+    parse_event_id,
+    week_occurrence_id,
+)
+from service.domain.sends import PlannedSend, find_send, planned_sends
+from service.domain.summaries import summary_at
 from service.domain.wallclock import resolve, zone
 from service.inbound import FEED_RENDER, WEEK_ENDED
 from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
@@ -31,7 +41,7 @@ __all__ = [
     "SEND_PROMPT",
     "Grace",
     "Scheduler",
-    "is_send_event",
+    "couple_digest",
     "later_event_message",
     "later_events",
     "message_kwargs",
@@ -41,24 +51,12 @@ __all__ = [
 ]
 
 # The actor and queue the scheduler's messages are for (workers/prompts.py declares them).
-# Later events (feed renders) travel on the same queue: the claim pushes to one queue.
+# Later events (feed renders, summaries) travel on the same queue: the claim pushes to one.
 SEND_PROMPT = "send_prompt"
 PROMPTS_QUEUE = "prompts"
-FEED_PURPOSE = "feed"
 FEED_REFRESH_AT = time(3, 0)
-WEEK_PURPOSE = "_week"  # not a valid ritual id, so never mistaken for one
-WEEK_SUMMARY_AT = time(9, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Grace:
-    """How late a send may still go out after downtime; later ones are recorded as missed.
-
-    A reminder is never sent once its occurrence has started, whatever its grace.
-    """
-
-    prompt: timedelta = timedelta(hours=2)
-    reminder: timedelta = timedelta(hours=2)
+# A tick tops up at most this many couples, so one tick stays short when many run short.
+TOP_UP_BATCH = 500
 
 
 def scheduled_events(
@@ -72,63 +70,87 @@ def scheduled_events(
     return [scheduled_event(send, grace) for send in planned_sends(couple, start, end, changes)]
 
 
-def later_events(couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
-    """Couple-level events in ``[start, end)``, in the couple's zone:
+def later_events(
+    couple: Couple, start: datetime, end: datetime, grace: Grace = Grace()
+) -> list[ScheduledEvent]:
+    """Couple-level events with their fire instant in ``[start, end)``:
 
-    - ``feed.render`` every day at 03:00 for a couple with calendar rituals: it rolls the
-      feed's window forward (``<couple>/feed/<local date>``);
-    - ``week.ended`` every Monday at 09:00: the summary of the week before
-      (``<couple>/_week/<its Monday>``).
-
-    They are not sends: past their deadline (a day) they are run late, not recorded missed.
+    - ``feed.render`` every day at 03:00 in the couple's zone, for a couple with calendar
+      rituals: it rolls the feed's window forward (``<couple>/feed/<local date>``); past its
+      deadline it is run late, never recorded missed (it is not a text);
+    - ``week.ended`` every Monday at 09:00 in the couple's zone: each partner's summary of
+      the week before, a text like any other (``<couple>/_week/<monday>/summary/<partner>``),
+      held past that partner's quiet hours in their zone and recorded missed past its grace.
     """
     tz = zone(couple.timezone)
     calendar = any(r.calendar and r.enabled for r in couple.rituals)
     out = []
-    day = start.astimezone(tz).date()
+    day = (start - timedelta(days=1)).astimezone(tz).date()  # a summary may be held a day
     while day <= end.astimezone(tz).date():
         if calendar:
-            event_id = f"{couple.id}/{FEED_PURPOSE}/{day:%Y%m%d}"
-            kwargs = {"couple": couple.id, "event_id": event_id}
-            out.append(_later(couple, event_id, day, FEED_REFRESH_AT, FEED_RENDER, kwargs))
+            later = LaterId(couple.id, LaterKind.FEED, day)
+            fire = _local(couple, day, FEED_REFRESH_AT)
+            kwargs = {"couple": couple.id, "event_id": str(later)}
+            out.append(
+                ScheduledEvent(
+                    str(later), couple.id, fire, fire + timedelta(days=1), FEED_RENDER, kwargs
+                )
+            )
         if day.weekday() == 0:
-            week = day - timedelta(days=7)
-            event_id = f"{couple.id}/{WEEK_PURPOSE}/{week:%Y%m%d}"
-            kwargs = {"couple": couple.id, "week": week.isoformat(), "event_id": event_id}
-            out.append(_later(couple, event_id, day, WEEK_SUMMARY_AT, WEEK_ENDED, kwargs))
+            out += _summaries(couple, day - timedelta(days=7), grace)
         day += timedelta(days=1)
     return [e for e in out if start <= e.fire_at < end]
 
 
-def _later(
-    couple: Couple, event_id: str, day: date, at: time, actor: str, kwargs: dict[str, str]
-) -> ScheduledEvent:
-    fire = resolve(datetime.combine(day, at), zone(couple.timezone))
-    return ScheduledEvent(event_id, couple.id, fire, fire + timedelta(days=1), actor, kwargs)
+def _summaries(couple: Couple, monday: date, grace: Grace) -> list[ScheduledEvent]:
+    out = []
+    for partner in couple.partners:
+        at = summary_at(couple, partner, monday)
+        send = SendId(week_occurrence_id(couple.id, monday), Purpose.summary(), partner.key)
+        kwargs = {
+            "couple": couple.id,
+            "week": monday.isoformat(),
+            "partner": partner.key,
+            "event_id": str(send),
+        }
+        deadline = at + grace.summary
+        out.append(ScheduledEvent(str(send), couple.id, at, deadline, WEEK_ENDED, kwargs))
+    return out
 
 
-def is_send_event(event_id: str) -> bool:
-    """Whether the scheduled event is a text for an occurrence (``<occurrence>/<purpose>/
-    <partner>``, four slashes at least) rather than a later event (two)."""
-    return event_id.count("/") >= 4
+def _local(couple: Couple, day: date, at: time) -> datetime:
+    return resolve(datetime.combine(day, at), zone(couple.timezone))
 
 
 def later_event_message(event_id: str) -> tuple[str, dict[str, str]] | None:
-    """The actor and arguments to run a later event that came due past its deadline."""
-    parts = event_id.split("/")
-    if len(parts) != 3:
+    """The actor and arguments to run a couple-level job that came due past its deadline
+    (run late rather than never); None for a text, which is recorded missed instead."""
+    try:
+        parsed = parse_event_id(event_id)
+    except ValueError:
         return None
-    couple, purpose, day = parts
-    if purpose == FEED_PURPOSE:
-        return FEED_RENDER, {"couple": couple, "event_id": event_id}
-    if purpose == WEEK_PURPOSE:
-        week = f"{day[:4]}-{day[4:6]}-{day[6:]}"
-        return WEEK_ENDED, {"couple": couple, "week": week, "event_id": event_id}
-    return None
+    if not isinstance(parsed, LaterId):
+        return None
+    if parsed.kind is LaterKind.FEED:
+        return FEED_RENDER, {"couple": parsed.couple, "event_id": event_id}
+    # Planned before summaries were per partner: both partners' summaries, each once.
+    kwargs = {"couple": parsed.couple, "week": parsed.day.isoformat(), "event_id": event_id}
+    return WEEK_ENDED, kwargs
+
+
+def couple_digest(couple: Couple) -> str:
+    """A digest of everything the couple's plan (and feeds) follow from."""
+    return hashlib.sha256(couple.model_dump_json().encode()).hexdigest()
 
 
 class Scheduler:
-    """Plans couples into a ``ScheduleStore`` and claims what is due; safe to run many of."""
+    """Plans couples into a ``ScheduleStore`` and claims what is due; safe to run many of.
+
+    The plan is tied to the description it came from: ``{ns}:plan-digest`` keeps each
+    couple's digest as planned, so a scheduler that starts (knowing nothing) re-plans every
+    couple whose file differs from what was planned, and a couple planned by another
+    scheduler is not planned again.
+    """
 
     def __init__(
         self,
@@ -148,61 +170,93 @@ class Scheduler:
         self._catch_up = longest_catch_up
         self._grace = grace
         self._planned_key = f"{namespace}:planned_until"
+        self._digest_key = f"{namespace}:plan-digest"
         self._replan_key = replan_key(namespace)
         self._changes = changes or (lambda _: NO_CHANGES)
         self._on_missed = on_missed
         self._couples: dict[str, Couple] = {}
 
-    def set_couples(self, couples: Mapping[str, Couple], now: datetime) -> None:
-        """Take a new set of couples: removed ones lose their future sends, changed ones are
-        re-planned from ``now``; unchanged ones keep everything (and their ids)."""
-        for couple_id in set(self._couples) - set(couples):
-            self._store.drop_couple(couple_id)
+    @property
+    def grace(self) -> Grace:
+        return self._grace
+
+    def set_couples(self, couples: Mapping[str, Couple], now: datetime) -> list[str]:
+        """Take the current set of couples; returns the ids re-planned.
+
+        Removed couples lose their future events (due ones stay, and the send path records
+        them); couples whose description differs from the one their plan came from (or
+        that were never planned) are re-planned now, by a diff that loses nothing.
+        """
+        for couple_id in sorted(set(self._couples) - set(couples)):
+            self._store.drop_couple(couple_id, after=now)
             self._redis.zrem(self._planned_key, couple_id)
-        for couple_id, couple in couples.items():
-            old = self._couples.get(couple_id)
-            if old is not None and old != couple:
-                self._replan(couple, now)
+            self._redis.hdel(self._digest_key, couple_id)
+        fresh = {i: c for i, c in couples.items() if self._couples.get(i) is not c}
         self._couples = dict(couples)
+        ids = list(fresh)
+        digests = {i: couple_digest(fresh[i]) for i in ids}
+        replanned = []
+        for first in range(0, len(ids), 1000):
+            chunk = ids[first : first + 1000]
+            known = cast("list[bytes | None]", self._redis.hmget(self._digest_key, chunk))
+            for couple_id, old in zip(chunk, known, strict=True):
+                if old is None or old.decode() != digests[couple_id]:
+                    self._replan(fresh[couple_id], now)
+                    self._redis.hset(self._digest_key, couple_id, digests[couple_id])
+                    replanned.append(couple_id)
+        return replanned
 
     def tick(self, now: datetime, batch: int = 1000) -> Claimed:
-        """Top up couples whose plan runs short, then enqueue everything due at ``now``.
+        """Top up couples whose plan runs short, re-plan those partners changed, enqueue
+        everything due at ``now``, and record what came due past its deadline.
 
         ``batch`` bounds each claim script: Redis serves nobody else while one runs (about
         10 ms per 1,000 events here), and larger batches measured no faster.
         """
         self._top_up(now)
         self._replan_changed(now)
-        enqueued, missed = 0, []
+        enqueued = 0
         while True:
             claimed = self._store.claim_due(now, batch)
             enqueued += claimed.enqueued
-            missed += claimed.missed
             if claimed.enqueued + len(claimed.missed) < batch:
                 break
+        return Claimed(enqueued, self.record_missed())
+
+    def record_missed(self, limit: int = 1000) -> list[str]:
+        """Hand the events the claim found past their deadline to ``on_missed``, and forget
+        them only once it returned: the claim keeps them in ``{ns}:missed``, so a database
+        error or a crash here loses none (handling them twice is harmless)."""
+        missed = self._store.missed(limit)
         if missed and self._on_missed is not None:
             self._on_missed(missed)
-        return Claimed(enqueued, missed)
+        if missed:
+            self._store.forget_missed(missed)
+        return missed
+
+    def next_due(self) -> datetime | None:
+        """When the soonest event comes due (None when nothing is scheduled)."""
+        return self._store.next_due()
 
     def _top_up(self, now: datetime) -> None:
         threshold = now + self._horizon / 2
         short = cast(
-            "list[bytes]",
-            self._redis.zrangebyscore(self._planned_key, "-inf", _ms(threshold)),
-        )
-        known = {c.encode() for c in self._couples}
-        planned = set(cast("list[bytes]", self._redis.zrange(self._planned_key, 0, -1)))
-        for couple_id in [*short, *(known - planned)]:
-            couple = self._couples.get(couple_id.decode())
+            "list[tuple[bytes, float]]",
+            self._redis.zrangebyscore(
+                self._planned_key, "-inf", _ms(threshold), start=0, num=TOP_UP_BATCH,
+                withscores=True,
+            ),
+        )  # fmt: skip
+        for raw, score in short:
+            couple = self._couples.get(raw.decode())
             if couple is None:
-                continue
-            score = self._redis.zscore(self._planned_key, couple_id)
-            since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
+                continue  # another scheduler's couple, or one removed: that one tops it up
+            since = datetime.fromtimestamp(score / 1000, UTC)
             self._plan(couple, max(since, now - self._catch_up), now)
 
     def _events(self, couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
         sends = scheduled_events(couple, start, end, self._grace, self._changes(couple.id))
-        return sends + later_events(couple, start, end)
+        return sends + later_events(couple, start, end, self._grace)
 
     def _replan_changed(self, now: datetime) -> None:
         """Re-plan couples whose occurrences partners changed (SKIP, MOVE): ``FollowUps``
@@ -215,11 +269,43 @@ class Scheduler:
             self._redis.srem(self._replan_key, raw)
 
     def _replan(self, couple: Couple, now: datetime) -> None:
+        """Plan the couple anew by a diff that loses nothing.
+
+        From where its plan had reached (``planned_until``, so sends that fell due during
+        downtime are still claimed or recorded), up to ``now + horizon``. Pending events
+        stay unless the new plan contradicts them: due ones stay (the claim enqueues them
+        next and the send path sends or records them with a reason), snoozes and fires
+        stay while their occurrence stands. Only future planned texts that the new
+        description no longer names leave the schedule.
+        """
+        score = self._redis.zscore(self._planned_key, couple.id)
+        since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
+        start = max(min(since, now), now - self._catch_up)
         until = now + self._horizon
-        events = self._events(couple, now, until)
-        self._store.drop_couple(couple.id, keep=[e.event_id for e in events])
+        events = self._events(couple, start, until)
+        keep = {e.event_id for e in events}
+        changes = self._changes(couple.id)
+        for event_id, fire_at in self._store.pending(couple.id):
+            if event_id in keep:
+                continue
+            if fire_at <= now or self._still_stands(couple, event_id, changes):
+                keep.add(event_id)
+        self._store.drop_couple(couple.id, keep=sorted(keep))
         self._store.add(events, now)
+        # Not GT: the plan now reaches exactly ``until``; a top-up extends it from there.
         self._redis.zadd(self._planned_key, {couple.id: _ms(until)})
+
+    @staticmethod
+    def _still_stands(couple: Couple, event_id: str, changes: Changes) -> bool:
+        """Whether a pending event the plan does not list still has a reason to fire: a
+        snooze or fire whose occurrence stands, or a summary (every couple gets one)."""
+        try:
+            parsed = parse_event_id(event_id)
+        except ValueError:
+            return False
+        if isinstance(parsed, SendId) and parsed.purpose.is_extra:
+            return find_send(couple, parsed, changes) is not None
+        return isinstance(parsed, SendId) and parsed.is_summary
 
     def _plan(self, couple: Couple, start: datetime, now: datetime) -> None:
         end = now + self._horizon
@@ -236,16 +322,12 @@ def replan_key(namespace: str = "hearth") -> str:
 
 
 def scheduled_event(send: PlannedSend, grace: Grace = Grace()) -> ScheduledEvent:
-    """One send as an event for the schedule store, with its deadline from ``grace``."""
-    if send.purpose == PROMPT:
-        deadline = send.at + grace.prompt
-    else:
-        deadline = min(send.at + grace.reminder, send.starts)
+    """One send as an event for the schedule store, with its deadline by its purpose."""
     return ScheduledEvent(
         event_id=send.event_id,
         couple=send.couple,
         fire_at=send.at,
-        deadline=deadline,
+        deadline=send.deadline(grace),
         actor=SEND_PROMPT,
         kwargs=message_kwargs(send),
     )
@@ -259,7 +341,7 @@ def message_kwargs(send: PlannedSend) -> dict[str, str]:
         "couple": send.couple,
         "ritual": send.ritual,
         "partner": send.partner,
-        "purpose": send.purpose,
+        "purpose": str(send.purpose),
         "due": send.due.astimezone(UTC).isoformat(),
     }
 

@@ -1,46 +1,68 @@
-"""The scheduler as a process: watch the config, plan, claim due events, record the missed.
+"""The scheduler as a process: watch the config, plan, claim due events, record the missed,
+and reconcile what crashes left behind.
 
 Several may run at once (for availability): the claim is atomic, planning is idempotent, and
-each one records the missed events it claimed. ``run`` returns when ``stop`` is set.
+the missed and the reconciled are recorded idempotently. ``run`` returns when ``stop`` is set.
+
+It wakes at the next due instant (or to look at the config again, at most every
+``refresh``), so lateness is the claim's, not a fixed sleep's. It survives its dependencies:
+a Redis or database error is logged once, the loop backs off (up to ``MAX_BACKOFF``) and
+carries on, and nothing is lost meanwhile — the claim keeps missed ids in Redis until they
+are recorded, and unfinished work is still in the database for the sweeps.
+
+The sweeps (every ``sweep_every``):
+- replies stored but not finished (their message lost, or a crash after ``settle``) are
+  queued again;
+- pending sends nobody is working on (claimed or released longer ago than the lease, their
+  message dead-lettered or lost) are queued again, at most once per lease each; the send
+  path then asks the provider's record before sending anything a dead worker may have sent;
+- sends whose outcome is unknown are reported.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
-from dramatiq.brokers.redis import RedisBroker
-from redis import Redis
+from redis.exceptions import RedisError
 
-from service.config.live import LiveConfig
-from service.inbound import enqueue, enqueue_feed_render, enqueue_reply
-from service.runtime import redis_url
+from service.domain.errors import HearthError
+from service.domain.events import ConfirmationId, SendId, parse_event_id
+from service.inbound import REPLIES_QUEUE, REPLY_RECEIVED, WEEK_ENDED, enqueue, enqueue_feed_render
+from service.runtime import Runtime
 from service.scheduler.planner import (
     PROMPTS_QUEUE,
-    Grace,
+    SEND_PROMPT,
     Scheduler,
-    is_send_event,
+    couple_digest,
     later_event_message,
 )
-from service.scheduler.store import ScheduleStore
 from service.sending import record_missed
-from service.storage import AnswerLog, PromptLog, ReplyLog, make_engine
+from service.storage import AnswerLog, PromptState, ReplyLog, StorageError
 
 if TYPE_CHECKING:
+    from dramatiq import Broker
+    from redis import Redis
+
+    from service.config.live import LiveConfig
     from service.domain.clock import Clock
     from service.domain.couples import Couple
     from service.settings import Settings
+    from service.storage import PromptLog, PromptRecord
 
-__all__ = ["run"]
+__all__ = ["Reconciler", "SchedulerProcess", "run"]
 
 log = logging.getLogger("hearth.scheduler")
 
 UNFINISHED_AFTER = timedelta(minutes=2)
 REQUEUE_EVERY = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(seconds=5)
+# What a loop survives: its dependencies failing, never its own bugs.
+DEPENDENCY_ERRORS = (RedisError, StorageError, HearthError, OSError)
 
 
 def run(
@@ -48,62 +70,225 @@ def run(
     clock: Clock,
     stop: threading.Event,
     *,
-    tick: timedelta = timedelta(seconds=1),
-    refresh_every: int = 2,
-    sweep_every: int = 30,
+    refresh: timedelta = timedelta(seconds=2),
+    sweep_every: timedelta = timedelta(seconds=30),
 ) -> None:
-    """Tick every ``tick`` until ``stop`` is set; re-read the config every ``refresh_every``."""
-    url = redis_url(settings)
-    redis = Redis.from_url(url)
-    engine = make_engine(settings.log_url)
-    prompts = PromptLog(engine)
-    replies = ReplyLog(engine)
-    broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
-    live = LiveConfig(settings.config_dir)
-
-    def missed(event_ids: list[str]) -> None:
-        now = clock.now()
-        sends = [e for e in event_ids if is_send_event(e)]
-        for event_id in sends:
-            record_missed(live, prompts, event_id, "came due past its grace", now)
-        if sends:
-            log.warning("%d sends came due past their grace; recorded as missed", len(sends))
-        for event_id in sorted(set(event_ids) - set(sends)):
-            # A late feed render or weekly summary still helps: run it now.
-            message = later_event_message(event_id)
-            if message is not None:
-                enqueue(broker, PROMPTS_QUEUE, *message)
-
-    scheduler = Scheduler(
-        ScheduleStore(redis, queue=PROMPTS_QUEUE),
-        redis,
-        grace=Grace(prompt=settings.grace_prompt, reminder=settings.grace_reminder),
-        on_missed=missed,
-        changes=AnswerLog(engine).changes,
-    )
-    ticks = 0
+    """Run one scheduler until ``stop`` is set."""
+    runtime = Runtime(settings, clock=clock)
     try:
-        while not stop.is_set():
-            if ticks % refresh_every == 0:
-                changed = live.refresh()
-                if changed.any or ticks == 0:
-                    scheduler.set_couples(live.couples, clock.now())
-                    # ritual.changed: republish the feeds of couples whose file changed since
-                    # their feeds were last queued (at start: since before the restart).
-                    couples = live.couples
-                    edited = couples if ticks == 0 else {c: couples[c] for c in changed.changed}
-                    for couple_id in _feeds_to_render(redis, edited, changed.removed):
-                        enqueue_feed_render(broker, couple_id)
-            claimed = scheduler.tick(clock.now())
-            if claimed.enqueued:
-                log.info("enqueued %d sends", claimed.enqueued)
-            if ticks % sweep_every == 0:
-                _requeue_unfinished(replies, broker, redis, clock)
-            ticks += 1
-            stop.wait(tick.total_seconds())
+        SchedulerProcess(runtime, refresh=refresh, sweep_every=sweep_every).run(stop)
     finally:
-        broker.close()
-        redis.close()
+        runtime.close()
+
+
+class SchedulerProcess:
+    """One scheduler's loop over the parts ``runtime`` builds; ``step`` is one pass."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        refresh: timedelta = timedelta(seconds=2),
+        sweep_every: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._runtime = runtime
+        self._clock = runtime.clock
+        self._refresh = refresh
+        self._sweep_every = sweep_every
+        self._live: LiveConfig = runtime.live_config()
+        self._scheduler = Scheduler(
+            runtime.schedule_store(),
+            runtime.redis,
+            grace=runtime.grace,
+            on_missed=self._missed,
+            changes=AnswerLog(runtime.engine).changes,
+        )
+        self._reconciler = Reconciler(
+            runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis, self._clock
+        )
+        self._loaded = False  # couples handed to the scheduler since the start
+        self._refreshed_at = float("-inf")
+        self._swept_at = float("-inf")
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until ``stop``; a dependency's error is logged once and backed off from."""
+        failing_since: float | None = None
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                wait = self.step()
+            except DEPENDENCY_ERRORS as e:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.error("scheduler: %s: %s; retrying, losing nothing", type(e).__name__, e)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF.total_seconds())
+                continue
+            if failing_since is not None:
+                log.warning("scheduler: recovered after %.1f s", time.monotonic() - failing_since)
+                failing_since, backoff = None, 0.1
+            stop.wait(wait)
+
+    def step(self) -> float:
+        """One pass: config, plan, claim, missed, sweeps. Returns seconds until the next."""
+        if (
+            not self._loaded
+            or time.monotonic() - self._refreshed_at >= self._refresh.total_seconds()
+        ):
+            self._refresh_config()
+        now = self._clock.now()
+        claimed = self._scheduler.tick(now)
+        if claimed.enqueued:
+            log.info("enqueued %d events", claimed.enqueued)
+        if time.monotonic() - self._swept_at >= self._sweep_every.total_seconds():
+            self._reconciler.sweep(now)
+            self._swept_at = time.monotonic()
+        return self._until_next()
+
+    def _refresh_config(self) -> None:
+        changed = self._live.refresh()
+        if changed.any or not self._loaded:
+            couples = self._live.couples
+            self._scheduler.set_couples(couples, self._clock.now())
+            # ritual.changed: republish the feeds of couples whose file changed since their
+            # feeds were last queued (at start: since before the restart).
+            edited = couples if not self._loaded else {c: couples[c] for c in changed.changed}
+            for couple_id in _feeds_to_render(self._runtime.redis, edited, changed.removed):
+                enqueue_feed_render(self._runtime.broker, couple_id)
+            self._loaded = True
+        self._refreshed_at = time.monotonic()
+
+    def _until_next(self) -> float:
+        """Until the next due event, or the next config refresh, whichever is first."""
+        refresh_s = self._refresh.total_seconds() - (time.monotonic() - self._refreshed_at)
+        due = self._scheduler.next_due()
+        if due is None:
+            return max(refresh_s, 0.0)
+        due_s = (due - self._clock.now()).total_seconds()
+        return max(min(due_s, refresh_s), 0.0)
+
+    def _missed(self, event_ids: list[str]) -> None:
+        """Texts that came due past their deadline are recorded missed; a couple-level job
+        (a feed render) is run late instead. Raises on a database error: the ids stay in
+        Redis and come back on the next pass."""
+        now = self._clock.now()
+        texts = 0
+        for event_id in event_ids:
+            try:
+                parsed = parse_event_id(event_id)
+            except ValueError:
+                log.error("missed event with a bad id %r: dropped", event_id)
+                continue
+            if isinstance(parsed, SendId):
+                record_missed(self._live, self._runtime.prompts, parsed,
+                              "came due past its deadline", now)  # fmt: skip
+                texts += 1
+            elif (message := later_event_message(event_id)) is not None:
+                enqueue(self._runtime.broker, PROMPTS_QUEUE, *message)
+        if texts:
+            log.warning("%d texts came due past their deadline; recorded as missed", texts)
+
+
+class Reconciler:
+    """Finishes what a crash left: the scheduler's sweeps (see the module's docstring)."""
+
+    def __init__(
+        self,
+        prompts: PromptLog,
+        replies: ReplyLog,
+        broker: Broker,
+        redis: Redis,
+        clock: Clock,
+        namespace: str = "hearth",
+    ) -> None:
+        self._prompts = prompts
+        self._replies = replies
+        self._broker = broker
+        self._redis = redis
+        self._clock = clock
+        self._ns = namespace
+        self._unknown_reported = -1
+
+    def sweep(self, now: datetime) -> None:
+        self.requeue_unfinished_replies(now)
+        self.requeue_stale_sends(now)
+        self.report_unknown()
+
+    def requeue_unfinished_replies(self, now: datetime) -> int:
+        """Replies stored but not finished a while after they came: queued again (handling
+        is idempotent); a marker keeps one that keeps failing from being queued again more
+        than every ``REQUEUE_EVERY``."""
+        requeued = 0
+        for sid in self._replies.unfinished(now - UNFINISHED_AFTER):
+            if self._first(f"requeued:{sid}", REQUEUE_EVERY):
+                enqueue(self._broker, REPLIES_QUEUE, REPLY_RECEIVED, {"message_sid": sid})
+                requeued += 1
+        if requeued:
+            log.warning("re-queued %d replies that were not finished in time", requeued)
+        return requeued
+
+    def requeue_stale_sends(self, now: datetime) -> int:
+        """Pending sends nobody is working on, queued again (at most once per lease each)."""
+        requeued = 0
+        for record in self._prompts.stale(now):
+            message = _message_for(record)
+            if message is None:
+                log.error("pending send with a bad id %r: left alone", record.event_id)
+                continue
+            if self._first(f"reconciled:{record.event_id}", self._prompts.lease):
+                enqueue(self._broker, *message)
+                requeued += 1
+        if requeued:
+            log.warning("re-queued %d pending sends whose message was lost", requeued)
+        return requeued
+
+    def report_unknown(self) -> int:
+        """Sends whose outcome is unknown, reported when their number changes."""
+        unknown = len(self._prompts.in_state(PromptState.UNKNOWN, limit=1000))
+        if unknown != self._unknown_reported and unknown:
+            log.warning(
+                "%d sends have an unknown outcome (the provider may have them); not resent",
+                unknown,
+            )
+        self._unknown_reported = unknown
+        return unknown
+
+    def _first(self, marker: str, every: timedelta) -> bool:
+        ttl_ms = max(1, int(every.total_seconds() * 1000))
+        return bool(self._redis.set(f"{self._ns}:{marker}", 1, nx=True, px=ttl_ms))
+
+
+def _message_for(record: PromptRecord) -> tuple[str, str, dict[str, str]] | None:
+    """The queue, actor and arguments that handle a pending row's event again."""
+    try:
+        parsed = parse_event_id(record.event_id)
+    except ValueError:
+        return None
+    if isinstance(parsed, ConfirmationId):
+        return REPLIES_QUEUE, REPLY_RECEIVED, {"message_sid": parsed.message_sid}
+    if not isinstance(parsed, SendId):
+        return None
+    if parsed.is_summary:
+        kwargs = {"couple": parsed.couple, "week": parsed.week.isoformat(),
+                  "partner": parsed.partner}  # fmt: skip
+        return PROMPTS_QUEUE, WEEK_ENDED, kwargs
+    return (
+        PROMPTS_QUEUE,
+        SEND_PROMPT,
+        {
+            "event_id": record.event_id,
+            "occurrence_id": record.occurrence_id,
+            "couple": record.couple,
+            "ritual": record.ritual,
+            "partner": record.partner,
+            "purpose": record.purpose,
+            "due": record.due_at.astimezone(UTC).isoformat(),
+        },
+    )
 
 
 def _feeds_to_render(redis: Redis, couples: Mapping[str, Couple], removed: list[str]) -> list[str]:
@@ -111,9 +296,7 @@ def _feeds_to_render(redis: Redis, couples: Mapping[str, Couple], removed: list[
     (kept in ``hearth:feed-sources``), plus removed ones; the record is updated at once,
     so a restart does not render ten thousand unchanged feeds again."""
     key = "hearth:feed-sources"
-    digests = {
-        c.id: hashlib.sha256(c.model_dump_json().encode()).hexdigest() for c in couples.values()
-    }
+    digests = {c.id: couple_digest(c) for c in couples.values()}
     ids = list(digests)
     known = cast("list[bytes | None]", redis.hmget(key, ids)) if ids else []
     stale = [i for i, old in zip(ids, known, strict=True) if old != digests[i].encode()]
@@ -122,18 +305,3 @@ def _feeds_to_render(redis: Redis, couples: Mapping[str, Couple], removed: list[
     if removed:
         redis.hdel(key, *removed)
     return stale + removed
-
-
-def _requeue_unfinished(replies: ReplyLog, broker: RedisBroker, redis: Redis, clock: Clock) -> None:
-    """Replies stored but still unhandled a while after they came: their message was lost
-    (Redis was down when the webhook stored them, or was flushed). Handling is idempotent,
-    so queueing one again that is merely slow costs a no-op; a marker keeps a reply that
-    keeps failing from being queued again more than every ``REQUEUE_EVERY``."""
-    requeued = 0
-    for sid in replies.unfinished(clock.now() - UNFINISHED_AFTER):
-        marker = f"hearth:requeued:{sid}"
-        if redis.set(marker, 1, nx=True, ex=int(REQUEUE_EVERY.total_seconds())):
-            enqueue_reply(broker, sid)
-            requeued += 1
-    if requeued:
-        log.warning("re-queued %d replies that were not handled in time", requeued)

@@ -12,7 +12,9 @@ Keys (``ns`` is the store's namespace, ``hearth`` by default):
                           per-couple writes
     {ns}:fired            sorted set: event id -> when it was enqueued or recorded as missed;
                           entries older than ``FIRED_TTL_S`` are pruned by the claim
-    {ns}:missed           list: event ids that came due after their deadline
+    {ns}:missed           list: event ids the claim found past their deadline, until the
+                          scheduler has recorded them (``missed`` / ``forget_missed``): a
+                          database error or a crash between the two loses none
 
 ``claim_due`` is one Lua script: it takes a batch of due events, pushes the messages of those
 still within their deadline onto the Dramatiq queue exactly as ``RedisBroker.enqueue`` would
@@ -117,22 +119,46 @@ class ScheduleStore:
         enqueued, missed = result
         return Claimed(int(enqueued), [m.decode() if isinstance(m, bytes) else m for m in missed])
 
-    def drop_couple(self, couple: str, keep: Sequence[str] = ()) -> int:
-        """Remove the couple's pending events except ``keep``; returns how many were pending."""
-        return int(self._drop(keys=[self._ns], args=[couple, *keep]))
+    def drop_couple(
+        self, couple: str, keep: Sequence[str] = (), *, after: datetime | None = None
+    ) -> int:
+        """Remove the couple's pending events except ``keep`` (and, with ``after``, except
+        those due by then); returns how many were removed."""
+        since = _ms(after) if after is not None else -1
+        return int(self._drop(keys=[self._ns], args=[couple, since, *keep]))
 
     def pending(self, couple: str | None = None) -> list[tuple[str, datetime]]:
-        """Pending event ids with their fire instants, soonest first (for tools and tests)."""
-        rows = cast(
-            "list[tuple[bytes, float]]",
-            self._redis.zrange(f"{self._ns}:due", 0, -1, withscores=True),
-        )
-        out = [(_text(member), datetime.fromtimestamp(score / 1000, UTC)) for member, score in rows]
-        if couple is not None:
-            index = cast("list[bytes]", self._redis.zrange(f"{self._ns}:couple:{couple}", 0, -1))
-            members = {_text(m) for m in index}
-            out = [row for row in out if row[0] in members]
-        return out
+        """Pending event ids with their fire instants, soonest first; for one couple, a read
+        of its index only (a re-plan asks), not of the whole schedule."""
+        if couple is None:
+            rows = cast(
+                "list[tuple[bytes, float]]",
+                self._redis.zrange(f"{self._ns}:due", 0, -1, withscores=True),
+            )
+            return [(_text(m), datetime.fromtimestamp(score / 1000, UTC)) for m, score in rows]
+        raw = cast("list[bytes]", self._redis.zrange(f"{self._ns}:couple:{couple}", 0, -1))
+        index = [_text(m) for m in raw]
+        if not index:
+            return []
+        # The index keeps claimed ids for a day: only those still in the due set are pending.
+        scores = self._redis.zmscore(f"{self._ns}:due", index)
+        return [
+            (m, datetime.fromtimestamp(score / 1000, UTC))
+            for m, score in zip(index, scores, strict=True)
+            if score is not None
+        ]
+
+    def missed(self, limit: int = 1000) -> list[str]:
+        """Up to ``limit`` event ids the claim found past their deadline, oldest first."""
+        raw = cast("list[bytes]", self._redis.lrange(f"{self._ns}:missed", 0, limit - 1))
+        return [_text(m) for m in raw]
+
+    def forget_missed(self, event_ids: Sequence[str]) -> None:
+        """Forget missed event ids once they are recorded (each occurrence of each id)."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.lrem(f"{self._ns}:missed", 0, event_id)
+            pipe.execute()
 
     def next_due(self) -> datetime | None:
         """The soonest fire instant, or None when nothing is scheduled."""
@@ -258,15 +284,17 @@ return {#ids, missed}
 """
 )
 
-# KEYS[1] = namespace; ARGV = couple, then event ids to keep
+# KEYS[1] = namespace; ARGV = couple, due-by ms (-1: none), then event ids to keep
 _DROP = """
 local ns = KEYS[1]
 local index = ns .. ':couple:' .. ARGV[1]
+local since = tonumber(ARGV[2])
 local keep = {}
-for i = 2, #ARGV do keep[ARGV[i]] = true end
+for i = 3, #ARGV do keep[ARGV[i]] = true end
 local removed = 0
 for _, id in ipairs(redis.call('zrange', index, 0, -1)) do
-    if not keep[id] then
+    local fire = tonumber(redis.call('zscore', ns .. ':due', id))
+    if not keep[id] and not (fire and since >= 0 and fire <= since) then
         removed = removed + redis.call('zrem', ns .. ':due', id)
         redis.call('hdel', ns .. ':events', id)
         redis.call('hdel', ns .. ':meta', id)

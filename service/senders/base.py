@@ -2,24 +2,34 @@
 
 HearthError
 └── DeliveryError
-    ├── RetryableDeliveryError   rate limited, provider 5xx, network: try again later
+    ├── RetryableDeliveryError   rate limited, no connection: nothing went out, try again
+    ├── AmbiguousDeliveryError   a read timeout, a 5xx: the text may be out; never resent
+    │                            blindly (recorded ``unknown`` until the provider's record
+    │                            says what happened)
     └── PermanentDeliveryError   invalid number, opted out: record as failed, never retry
+
+``Sender.lookup`` asks the provider's own record whether a text went out for an event: the
+send path asks it before sending again an event whose earlier holder may have sent it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
 from service.domain.errors import HearthError
 
 __all__ = [
+    "AmbiguousDeliveryError",
     "DeliveryError",
+    "Lookup",
     "Outgoing",
     "PermanentDeliveryError",
     "RetryableDeliveryError",
     "Sender",
+    "SentBefore",
 ]
 
 
@@ -48,6 +58,10 @@ class RetryableDeliveryError(DeliveryError):
     """Worth trying again later (the provider said so, or could not be reached)."""
 
 
+class AmbiguousDeliveryError(DeliveryError):
+    """The request may have reached the provider: the text may be out, or may not."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """Trying again cannot help; ``opted_out`` when the number has opted out at the carrier."""
 
@@ -56,7 +70,23 @@ class PermanentDeliveryError(DeliveryError):
         self.opted_out = opted_out
 
 
+@dataclass(frozen=True, slots=True)
+class SentBefore:
+    """The provider's record shows the event's text went out, with this id."""
+
+    provider_id: str
+
+
+class Lookup(Enum):
+    NOT_SENT = "not_sent"  # the provider's record has no text for the event: send it
+    UNKNOWN = "unknown"  # the provider cannot be asked (yet): do not send again
+
+
 class Sender(Protocol):
     """Hands one text to a provider and returns the provider's id for it."""
 
     def send(self, text: Outgoing, now: datetime) -> str: ...
+
+    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        """Whether the provider took ``text`` (its event) since ``since``."""
+        ...

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from service.senders.base import Outgoing, RetryableDeliveryError
+from service.senders.base import Lookup, Outgoing, RetryableDeliveryError, SentBefore
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -46,3 +46,23 @@ class ConsoleSender:
         self._stream.write(f"[sms to {text.partner} of {text.couple}] {text.body}\n")
         self._stream.flush()
         return provider_id
+
+    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        """The outbox is the provider's record: a line for the event means it went out.
+
+        Read whole, since it is asked only when a claim is taken over from a dead worker.
+        """
+        needle = json.dumps(text.event_id, ensure_ascii=False)
+        try:
+            with self._outbox.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if needle not in line or not line.endswith("\n"):
+                        continue
+                    record = json.loads(line)
+                    if record.get("event_id") == text.event_id:
+                        return SentBefore(str(record["id"]))
+        except FileNotFoundError:
+            return Lookup.NOT_SENT
+        except OSError as e:
+            raise RetryableDeliveryError(f"cannot read the outbox {self._outbox}: {e}") from e
+        return Lookup.NOT_SENT

@@ -2,10 +2,11 @@
 
 Library errors become delivery errors here, at the boundary (``delivery_error``):
 
-    HTTP 429, HTTP 5xx                      RetryableDeliveryError
+    HTTP 429                                RetryableDeliveryError
+    HTTP 5xx, read timeout                  AmbiguousDeliveryError (Twilio may have it)
     error 21610 (recipient opted out)       PermanentDeliveryError(opted_out=True)
     any other 4xx (21211 invalid number)    PermanentDeliveryError
-    no connection, timeout                  RetryableDeliveryError
+    no connection, connect timeout          RetryableDeliveryError
 
 An error's message never holds a phone number or a body: Twilio quotes the number in some
 messages ("The 'To' number +15005550001 is not a valid phone number"), so numbers are masked
@@ -33,10 +34,13 @@ from twilio.http.http_client import (  # type: ignore[import-untyped,unused-igno
 from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
 
 from service.senders.base import (
+    AmbiguousDeliveryError,
     DeliveryError,
+    Lookup,
     Outgoing,
     PermanentDeliveryError,
     RetryableDeliveryError,
+    SentBefore,
 )
 from service.settings import SettingsInvalid
 
@@ -82,8 +86,8 @@ class TwilioSender:
     def send(self, text: Outgoing, now: datetime) -> str:
         """Hands the text (body normalised) to Twilio and returns its Message SID (``SM…``).
 
-        Raises ``RetryableDeliveryError`` or ``PermanentDeliveryError``; a timeout is
-        retryable even though Twilio may have accepted the text before it.
+        Raises ``RetryableDeliveryError`` (nothing went out), ``AmbiguousDeliveryError``
+        (a read timeout or a 5xx: Twilio may have accepted it) or ``PermanentDeliveryError``.
         """
         body = normalise_body(text.body)
         try:
@@ -94,6 +98,11 @@ class TwilioSender:
         except (requests.ConnectionError, requests.Timeout) as e:
             raise delivery_error(e, body=body) from e
         return str(message.sid)
+
+    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        """Not asked yet (issue [F] reads Twilio's message list): a send whose earlier
+        attempt may have reached Twilio stays unknown rather than risk a second text."""
+        return Lookup.UNKNOWN
 
 
 def delivery_error(error: Exception, *, body: str | None = None) -> DeliveryError:
@@ -115,9 +124,17 @@ def delivery_error(error: Exception, *, body: str | None = None) -> DeliveryErro
             return RetryableDeliveryError(
                 f"{message} — check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", code
             )
-        if status == 429 or status >= 500 or status < 400:
+        if status >= 500:
+            # The request reached Twilio: it may have queued the text before failing.
+            return AmbiguousDeliveryError(message, code)
+        if status == 429 or status < 400:
             return RetryableDeliveryError(message, code)
         return PermanentDeliveryError(message, code)
+    if isinstance(error, requests.ReadTimeout):
+        # Sent, no answer in time: Twilio may well have taken it.
+        return AmbiguousDeliveryError(
+            _scrub(f"no answer from Twilio in time ({type(error).__name__}): {error}", body)
+        )
     return RetryableDeliveryError(
         _scrub(f"cannot reach Twilio ({type(error).__name__}): {error}", body)
     )

@@ -14,7 +14,7 @@ from service.storage.errors import StorageError, redact_url
 from service.storage.feeds import FeedToken, FeedTokens, RitualVersions
 from service.storage.models import Base, PartnerRow, PromptRow, PromptState, ReplyState
 from service.storage.partner_states import PartnerState, PartnerStates
-from service.storage.prompt_log import DEFAULT_LEASE, Prompt, PromptLog, PromptRecord
+from service.storage.prompt_log import DEFAULT_LEASE, Claim, Prompt, PromptLog, PromptRecord
 from service.storage.replies import (
     AnswerEffect,
     ChangeEffect,
@@ -31,6 +31,7 @@ __all__ = [
     "AnswerLog",
     "Base",
     "ChangeEffect",
+    "Claim",
     "FeedToken",
     "FeedTokens",
     "JournalEntry",

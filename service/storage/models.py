@@ -53,6 +53,9 @@ class PromptState(StrEnum):
     SENT = "sent"  # the provider accepted it
     FAILED = "failed"  # permanently: invalid number, opted out at the provider, …
     MISSED = "missed"  # never sent: too late, paused, opted out in Hearth
+    # The provider may have taken it and Hearth cannot tell (a worker died, a timeout):
+    # never sent again blindly; reported until the provider's own record settles it.
+    UNKNOWN = "unknown"
 
     @property
     def is_final(self) -> bool:
@@ -127,6 +130,9 @@ class PromptRow(Base):
     # When the current claim was taken; None once released for an immediate retry.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer)  # claims taken so far
+    # A released send's next try (quiet hours end, a retry's backoff): until then it waits
+    # on purpose, and the reconciler leaves it alone.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     provider_id: Mapped[str | None] = mapped_column(Text)  # e.g. Twilio's MessageSid
     error: Mapped[str | None] = mapped_column(Text)  # the last error, phone numbers removed

@@ -4,9 +4,10 @@ One row per event id (``<occurrence id>/<purpose>/<partner>``), unique in the ta
 worker ``claim``s the event, sends, then settles the row; a redelivered or duplicated message
 finds the row and does not send again::
 
-    (no row) ─claim─▶ pending ─mark_sent───▶ sent
-                        │  ╰───mark_failed─▶ failed      (final states never change)
-                        │  ╰───mark_missed─▶ missed
+    (no row) ─claim─▶ pending ─mark_sent────▶ sent
+                        │  ╰───mark_failed──▶ failed      (final states never change)
+                        │  ╰───mark_missed──▶ missed
+                        │  ╰───mark_unknown─▶ unknown     (the provider may have it)
                         ╰─release─▶ pending, unclaimed ─claim─▶ pending (attempts + 1)
 
 The lease rule. A pending row whose claim is older than ``lease`` (default 5 minutes) belongs
@@ -14,9 +15,10 @@ to a worker that died between claiming and settling, and the next ``claim`` take
 a younger claim is left alone. The lease must be longer than the longest a live worker can
 hold a claim (the send actor's time limit, which bounds the provider call), or a slow worker
 and its successor would both send. A worker that dies *during* the provider call may have
-sent: taking its claim over then risks one duplicate, which is the price of never dropping a
-prompt silently. A retryable failure (rate limit, provider 5xx) is ``release``d, so the retry
-may claim again at once instead of waiting out the lease.
+sent, so ``claim`` says ``TAKEN_OVER``, and the send path asks the provider's own record
+before anything is sent again (``service/sending.py``). A retryable failure (a rate limit,
+no connection) is ``release``d, so the retry may claim again at once instead of waiting out
+the lease.
 
 Race safety comes from the database, not from reading first: a claim is one
 ``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING id`` and, when that inserts nothing,
@@ -33,6 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
@@ -42,12 +45,24 @@ from service.domain.sends import PlannedSend
 from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
 
-__all__ = ["DEFAULT_LEASE", "Prompt", "PromptLog", "PromptRecord"]
+__all__ = ["DEFAULT_LEASE", "Claim", "Prompt", "PromptLog", "PromptRecord"]
 
 DEFAULT_LEASE = timedelta(minutes=5)
 ERROR_MAX_CHARS = 2000
 # +15551234567, +44 20 7946 0958, (555) 123-4567 spelled as a bare run of digits, …
 _PHONE_NUMBER = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<!\d)\d{7,15}(?!\d)")
+
+
+class Claim(Enum):
+    """What ``claim`` took. Truthy when the caller may go on to send."""
+
+    NEW = "new"  # first claim of this event
+    RECLAIMED = "reclaimed"  # released after a retryable error: nothing went out
+    TAKEN_OVER = "taken_over"  # from a holder past its lease, who may have sent it
+    NOT_CLAIMED = "not_claimed"  # settled, or held by another worker within the lease
+
+    def __bool__(self) -> bool:
+        return self is not Claim.NOT_CLAIMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +89,7 @@ class Prompt:
             couple=send.couple,
             ritual=send.ritual,
             partner=send.partner,
-            purpose=send.purpose,
+            purpose=str(send.purpose),
             due_at=send.due.astimezone(UTC),
         )
 
@@ -93,6 +108,7 @@ class PromptRecord:
     due_at: datetime
     claimed_at: datetime | None  # None: released, free to claim at once
     attempts: int  # claims taken so far
+    retry_at: datetime | None  # a released send's next expected try
     sent_at: datetime | None
     provider_id: str | None
     error: str | None  # why it failed, was missed or released last; phone numbers masked
@@ -110,29 +126,36 @@ class PromptLog:
         self.lease = lease
         self._sessions = make_session_factory(engine)
 
-    def claim(self, prompt: Prompt, now: datetime) -> bool:
-        """Claim ``prompt`` for sending at ``now``; True only for the one caller that may send.
+    def claim(self, prompt: Prompt, now: datetime) -> Claim:
+        """Claim ``prompt`` for sending at ``now``; truthy only for the one caller that may send.
 
-        True for a new event, and for a pending one whose claim was released or is older than
-        the lease. False when it is sent, failed or missed, or claimed by another worker within
-        the lease: then, if ``get`` shows it still pending, retry after the lease rather than
-        drop the message.
+        ``NEW`` for a new event, ``RECLAIMED`` for a pending one whose claim was released,
+        ``TAKEN_OVER`` for one whose claim is older than the lease (its holder died, maybe
+        after the provider call). ``NOT_CLAIMED`` when it is settled, or claimed by another
+        worker within the lease: then, if ``get`` shows it still pending, retry after the
+        lease rather than drop the message.
         """
         now = _require_aware(now, "now")
         with writing(self.engine) as conn:
             # RETURNING yields the new row's id, or nothing when the event id already exists.
             if conn.execute(self._insert_pending(conn, prompt, now)).first() is not None:
-                return True
-            taken_over = conn.execute(
-                update(PromptRow)
-                .where(
-                    PromptRow.event_id == prompt.event_id,
-                    PromptRow.state == PromptState.PENDING,
-                    or_(PromptRow.claimed_at.is_(None), PromptRow.claimed_at < now - self.lease),
+                return Claim.NEW
+            for outcome, free in (
+                (Claim.RECLAIMED, PromptRow.claimed_at.is_(None)),
+                (Claim.TAKEN_OVER, PromptRow.claimed_at < now - self.lease),
+            ):
+                taken = conn.execute(
+                    update(PromptRow)
+                    .where(
+                        PromptRow.event_id == prompt.event_id,
+                        PromptRow.state == PromptState.PENDING,
+                        free,
+                    )
+                    .values(claimed_at=now, attempts=PromptRow.attempts + 1, updated_at=now)
                 )
-                .values(claimed_at=now, attempts=PromptRow.attempts + 1, updated_at=now)
-            )
-            return taken_over.rowcount == 1
+                if taken.rowcount == 1:
+                    return outcome
+            return Claim.NOT_CLAIMED
 
     def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
         """Record that the provider accepted the pending send; False if it was not pending."""
@@ -148,12 +171,53 @@ class PromptLog:
         """Record why the pending send will not go out (too late, paused); False if not pending."""
         return self._settle(event_id, now, state=PromptState.MISSED, error=_mask(reason))
 
-    def release(self, event_id: str, error: str, now: datetime) -> bool:
-        """Give up the claim after a retryable failure, so the retry may claim again at once.
+    def mark_unknown(self, event_id: str, reason: str, now: datetime) -> bool:
+        """Record that the provider may have taken the pending send and Hearth cannot tell:
+        it is never sent again blindly; False if it was not pending."""
+        return self._settle(event_id, now, state=PromptState.UNKNOWN, error=_mask(reason))
+
+    def stale(self, now: datetime, limit: int = 500) -> list[PromptRecord]:
+        """Pending rows nobody is working on: claimed longer ago than the lease, or released
+        longer ago than the lease (a retry that never came). The reconciler's work list."""
+        cutoff = _require_aware(now, "now") - self.lease
+        query = (
+            select(PromptRow)
+            .where(
+                PromptRow.state == PromptState.PENDING,
+                or_(
+                    PromptRow.claimed_at < cutoff,
+                    PromptRow.claimed_at.is_(None)
+                    & (func.coalesce(PromptRow.retry_at, PromptRow.updated_at) < cutoff),
+                ),
+            )
+            .order_by(PromptRow.id)
+            .limit(limit)
+        )
+        with translated(self.engine), self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+    def in_state(self, state: PromptState, limit: int = 100) -> list[PromptRecord]:
+        """The newest rows in ``state`` (``hearth status`` and the reconciler's report)."""
+        query = (
+            select(PromptRow)
+            .where(PromptRow.state == state)
+            .order_by(PromptRow.id.desc())
+            .limit(limit)
+        )
+        with translated(self.engine), self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+    def release(
+        self, event_id: str, error: str, now: datetime, retry_at: datetime | None = None
+    ) -> bool:
+        """Give up the claim after a retryable failure or for a hold, so the retry may claim
+        again at once; ``retry_at`` says when it is expected (a quiet-hours hold's end).
 
         The row stays pending with ``error`` kept; False if it was not pending.
         """
-        return self._settle(event_id, now, claimed_at=None, error=_mask(error))
+        return self._settle(
+            event_id, now, claimed_at=None, error=_mask(error), retry_at=retry_at or now
+        )
 
     def get(self, event_id: str) -> PromptRecord | None:
         """The row for ``event_id``, or None if it was never claimed."""
@@ -241,6 +305,7 @@ def _record(row: PromptRow) -> PromptRecord:
         due_at=row.due_at,
         claimed_at=row.claimed_at,
         attempts=row.attempts,
+        retry_at=row.retry_at,
         sent_at=row.sent_at,
         provider_id=row.provider_id,
         error=row.error,

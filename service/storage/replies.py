@@ -197,12 +197,14 @@ class ReplyLog:
             return done.rowcount == 1
 
     def unfinished(self, received_before: datetime, limit: int = 500) -> list[str]:
-        """MessageSids still unhandled that arrived before ``received_before``, oldest first."""
+        """MessageSids not finished that arrived before ``received_before``, oldest first:
+        unhandled, or handled with their follow-ups and confirmation not done (a crash
+        after ``settle``); handling them again finishes them, once."""
         with reading(self.engine) as conn:
             rows = conn.execute(
                 select(ReplyRow.message_sid)
                 .where(
-                    ReplyRow.state == ReplyState.RECEIVED,
+                    ReplyRow.state != ReplyState.CONFIRMED,
                     ReplyRow.received_at < received_before,
                 )
                 .order_by(ReplyRow.received_at)

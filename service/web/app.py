@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -18,7 +17,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.inbound import enqueue_feed_render, webhook_token
-from service.storage import FeedTokens, ReplyLog, make_engine
+from service.runtime import Runtime
+from service.storage import FeedTokens, ReplyLog
 from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.logs import install as install_log_filters
 from service.web.sms import sms_router
@@ -32,9 +32,8 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -> FastAPI:
     """The app for ``settings``; ``redis_url`` is the Redis the rest of the service uses."""
-    redis = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-    engine = make_engine(settings.log_url)
-    broker = RedisBroker(url=redis_url, socket_timeout=5)  # type: ignore[no-untyped-call]
+    runtime = Runtime(settings, clock=clock, redis_url=redis_url)
+    redis, engine, broker = runtime.redis, runtime.engine, runtime.broker
 
     feeds_redis = AsyncRedis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
 
@@ -43,9 +42,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
         install_log_filters()  # after uvicorn configured its loggers
         yield
         await feeds_redis.aclose()
-        broker.close()
-        redis.close()
-        engine.dispose()
+        runtime.close()
 
     app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
     app.router.routes.append(
@@ -64,7 +61,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
         sms_router(
             ReplyLog(engine),
             broker,
-            clock or settings.clock,
+            runtime.clock,
             webhook_token(settings),
             settings.public_url,
         )

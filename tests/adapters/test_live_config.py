@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from service.config.live import LiveConfig
+from service.config.shared import RedisLastGood
 from tests.couple_texts import VALID
 
 
@@ -93,3 +95,39 @@ def test_missing_directory_keeps_what_is_loaded(tmp_path: Path) -> None:
     directory.rmdir()
     assert not live.refresh().any
     assert set(live.couples) == {"a"}
+
+
+def test_a_process_started_while_a_file_is_broken_runs_the_shared_last_good_version(
+    tmp_path: Path, redis_client: Redis
+) -> None:
+    _write(tmp_path / "a.yaml", VALID)
+    scheduler = LiveConfig(tmp_path, RedisLastGood(redis_client))
+    scheduler.refresh()
+    good = scheduler.get("a")
+    assert good is not None
+    _write(tmp_path / "a.yaml", VALID.replace("at 21:00", "at 25:00"), 1)
+    # A worker that starts now has never seen the good version itself.
+    worker = LiveConfig(tmp_path, RedisLastGood(redis_client))
+    result = worker.refresh()
+    assert worker.get("a") == good
+    assert [f.issues[0].path for f in result.failures] == ["rituals[0].schedule"]
+    # Without the shared versions it would run nothing for this couple.
+    alone = LiveConfig(tmp_path)
+    alone.refresh()
+    assert alone.get("a") is None
+    # A mend is shared too; a removed file takes its last good version with it.
+    mended = VALID.replace("at 21:00", "at 20:30")
+    _write(tmp_path / "a.yaml", mended, 2)
+    scheduler.refresh()
+    assert RedisLastGood(redis_client).load("a.yaml") == mended
+    (tmp_path / "a.yaml").unlink()
+    scheduler.refresh()
+    assert RedisLastGood(redis_client).load("a.yaml") is None
+
+
+def test_the_config_goes_on_when_redis_is_away(tmp_path: Path, redis_client: Redis) -> None:
+    _write(tmp_path / "a.yaml", VALID)
+    away = Redis(unix_socket_path=str(tmp_path / "nobody.sock"), socket_connect_timeout=0.2)
+    live = LiveConfig(tmp_path, RedisLastGood(away))
+    assert live.refresh().changed == ["a"]
+    assert live.get("a") is not None

@@ -20,12 +20,12 @@ from service.domain import confirmations as say
 from service.domain.clock import ManualClock
 from service.domain.couples import Couple, Partner
 from service.domain.occurrences import occurrences
-from service.domain.sends import planned_sends
+from service.domain.sends import PlannedSend, planned_sends
 from service.replying import ReplyHandler
 from service.scheduler import ScheduleStore
 from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import PROMPTS_QUEUE, Scheduler, replan_key
-from service.senders import ConsoleSender, Outgoing, PermanentDeliveryError
+from service.senders import ConsoleSender, Lookup, Outgoing, PermanentDeliveryError, SentBefore
 from service.sending import Outcome, SendPath, SendRequest
 from service.storage import (
     AnswerLog,
@@ -90,7 +90,7 @@ class Rig:
             if send.ritual != ritual:
                 continue
             self.clock.set(send.at)
-            request = SendRequest(send.event_id, send.occurrence_id, c.id, send.partner, send.due)
+            request = SendRequest(send.id, send.due)
             out[send.event_id] = self.send_path.handle(request).outcome
         return out
 
@@ -247,9 +247,7 @@ def test_snooze_sends_the_prompt_again_later(rig: Rig) -> None:
     event_id, at = pending[0]
     assert at == _day(2, 22, 2).astimezone(UTC)
     rig.clock.set(at)
-    result = rig.send_path.handle(
-        SendRequest(event_id, "alex-sam/check_in/20260302T2100", COUPLE.id, "alex", at)
-    )
+    result = rig.send_path.handle(SendRequest.parse(event_id, at))
     assert result.outcome is Outcome.SENT
     assert rig.lines()[-1]["body"].startswith("Hi Alex, check-in time.")
 
@@ -288,7 +286,7 @@ def test_skipping_a_date_night_drops_its_remaining_sends(rig: Rig) -> None:
     assert not [e for e, _ in rig.store.pending(COUPLE.id) if e.startswith(occ)]
     at = _day(6, 16, 30)
     rig.clock.set(at)
-    late = rig.send_path.handle(SendRequest(f"{occ}/reminder-3h/alex", occ, COUPLE.id, "alex", at))
+    late = rig.send_path.handle(SendRequest.parse(f"{occ}/reminder-3h/alex", at))
     assert (late.outcome, late.detail) == (Outcome.MISSED, "the occurrence was skipped")
 
 
@@ -314,8 +312,7 @@ def test_move_across_the_spring_forward_change(rig: Rig) -> None:
         f"{occ}/prompt@20260308T2330Z/alex": _day(8, 19, 30),
         f"{occ}/prompt@20260308T2330Z/sam": _day(8, 19, 30),
     }
-    old = rig.send_path.handle(SendRequest(f"{occ}/prompt/alex", occ, COUPLE.id, "alex",
-                                           _day(6, 19, 30)))  # fmt: skip
+    old = rig.send_path.handle(SendRequest.parse(f"{occ}/prompt/alex", _day(6, 19, 30)))
     assert (old.outcome, old.detail) == (Outcome.MISSED, "the occurrence was moved")
     new = rig.deliver("date_night", _day(8, 19), _day(8, 20))
     assert set(new.values()) == {Outcome.SENT}
@@ -373,7 +370,7 @@ def test_an_answered_partner_gets_no_more_reminders(rig: Rig) -> None:
     rig.text(ALEX, "done")  # planned already; either partner completes date night
     at = _day(6, 16, 30)
     rig.clock.set(at)
-    later = rig.send_path.handle(SendRequest(f"{occ}/reminder-3h/sam", occ, COUPLE.id, "sam", at))
+    later = rig.send_path.handle(SendRequest.parse(f"{occ}/reminder-3h/sam", at))
     assert (later.outcome, later.detail) == (Outcome.MISSED, "already done")
 
 
@@ -432,3 +429,101 @@ def test_a_confirmation_the_carrier_refuses_is_not_retried_forever(rig: Rig) -> 
     assert after is not None
     assert after.state is ReplyState.CONFIRMED
     assert rig.partners.get(COUPLE.id, "alex").opted_out, "the carrier's opt-out is mirrored"
+
+
+# --- crashes and slow handlers ([E] 9, 10) ------------------------------------------------
+
+
+class _Died(Exception):
+    """A worker dying at this point: the handler stops, nothing after it runs."""
+
+
+def test_a_second_handler_beside_a_slow_first_sends_no_second_confirmation(rig: Rig) -> None:
+    rig.deliver("check_in", _day(2, 20), _day(2, 22))
+    rig.clock.set(_day(2, 21, 5))
+    sid = "SM" + "6" * 32
+    rig.replies.store(sid, {"MessageSid": sid, "From": ALEX, "Body": "done"}, rig.clock.now())
+    real = rig.handler._sender
+    second: list[ReplyRecord | None] = []
+
+    class Slow:
+        """The first handler's provider call, during which the re-queue sweep runs another."""
+
+        def send(self, text: Outgoing, now: datetime) -> str:
+            rig.handler._sender = real
+            second.append(rig.handler.handle(sid))
+            return real.send(text, now)
+
+        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+            return real.lookup(text, since)
+
+    rig.handler._sender = Slow()
+    rig.handler.handle(sid)
+    record = rig.replies.get(sid)
+    assert record is not None
+    assert record.state is ReplyState.CONFIRMED
+    assert [x["event_id"] for x in rig.lines()].count(f"reply/{sid}") == 1
+    assert len(second) == 1
+    assert second[0] is not None
+
+
+def test_a_reply_whose_follow_ups_died_after_settling_is_finished_by_the_sweep(rig: Rig) -> None:
+    rig.deliver("check_in", _day(2, 20), _day(2, 22))
+    arrived = _day(2, 21, 2)
+    rig.clock.set(arrived)
+    sid = "SM" + "7" * 32
+    rig.replies.store(sid, {"MessageSid": sid, "From": ALEX, "Body": "snooze 1h"}, arrived)
+    follow_ups = rig.handler._follow_ups
+
+    class Dying:
+        def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
+            raise _Died
+
+        def snooze(self, send: PlannedSend) -> None:
+            raise _Died
+
+    rig.handler._follow_ups = Dying()
+    with pytest.raises(_Died):
+        rig.handler.handle(sid)
+    rig.handler._follow_ups = follow_ups
+    record = rig.replies.get(sid)
+    assert record is not None
+    assert record.state is ReplyState.HANDLED  # settled, but no snooze and no confirmation
+    assert not [e for e, _ in rig.store.pending(COUPLE.id) if "/snooze-" in e]
+    # The scheduler's sweep finds it unfinished and queues it again; handling it finishes it.
+    assert sid in rig.replies.unfinished(arrived + timedelta(minutes=3))
+    rig.handler.handle(sid)
+    assert [e for e, _ in rig.store.pending(COUPLE.id) if "/snooze-" in e]
+    assert rig.answer(record) is not None
+    assert sid not in rig.replies.unfinished(arrived + timedelta(minutes=3))
+
+
+def test_a_confirmation_whose_handler_died_after_the_provider_call_is_not_sent_again(
+    rig: Rig,
+) -> None:
+    rig.deliver("check_in", _day(2, 20), _day(2, 22))
+    rig.clock.set(_day(2, 21, 5))
+    sid = "SM" + "8" * 32
+    rig.replies.store(sid, {"MessageSid": sid, "From": ALEX, "Body": "done"}, rig.clock.now())
+    real = rig.handler._sender
+
+    class DiesAfterSending:
+        def send(self, text: Outgoing, now: datetime) -> str:
+            real.send(text, now)
+            raise _Died
+
+        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+            return real.lookup(text, since)
+
+    rig.handler._sender = DiesAfterSending()
+    with pytest.raises(_Died):
+        rig.handler.handle(sid)
+    rig.handler._sender = real
+    rig.handler.handle(sid)  # within the lease: another handler may be sending; it waits
+    assert [x["event_id"] for x in rig.lines()].count(f"reply/{sid}") == 1
+    rig.clock.advance(timedelta(minutes=6))  # past the lease: taken over, the outbox asked
+    rig.handler.handle(sid)
+    record = rig.replies.get(sid)
+    assert record is not None
+    assert record.state is ReplyState.CONFIRMED
+    assert [x["event_id"] for x in rig.lines()].count(f"reply/{sid}") == 1

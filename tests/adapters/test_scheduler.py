@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from service.domain.changes import Change
+from service.domain.events import Purpose, SendId, parse_event_id
+from service.domain.occurrences import occurrences
+from service.domain.sends import extra_send, planned_sends
 from service.scheduler import ScheduledEvent, ScheduleStore
-from service.scheduler.planner import Grace, Scheduler, is_send_event, scheduled_events
+from service.scheduler.follow_ups import ScheduleFollowUps
+from service.scheduler.planner import Grace, Scheduler, scheduled_event, scheduled_events
+from service.storage import StorageError
 from tests.domain.builders import couple, utc
 
 if TYPE_CHECKING:
@@ -159,12 +165,18 @@ def test_downtime_sends_late_within_grace_once_and_records_older_as_missed(
         "alex-sam/check_in/20261124T2100/prompt/sam",
     }
     assert len(missed) == len(result.missed)
-    # The weekly summary due on Monday the 23rd is a later event: run late, not a send.
-    assert [m for m in missed if not is_send_event(m)] == ["alex-sam/_week/20261116"]
-    sends = [m for m in missed if is_send_event(m)]
-    days = sorted({m.split("/")[2][:8] for m in sends})
+    # The weekly summaries due on Monday the 23rd are texts too: past their grace, missed.
+    ids = [parse_event_id(m) for m in missed]
+    assert all(isinstance(i, SendId) for i in ids)
+    summaries = sorted(m for m in missed if "/_week/" in m)
+    assert summaries == [
+        "alex-sam/_week/20261116/summary/alex",
+        "alex-sam/_week/20261116/summary/sam",
+    ]
+    prompts = [m for m in missed if "/_week/" not in m]
+    days = sorted({m.split("/")[2][:8] for m in prompts})
     assert days == ["20261120", "20261121", "20261122", "20261123"]
-    assert len(sends) == 8
+    assert len(prompts) == 8
 
 
 def test_reminder_is_missed_once_its_occurrence_has_started(redis: Redis) -> None:
@@ -256,3 +268,122 @@ def test_quiet_hours_hold_across_spring_forward_in_the_schedule(redis: Redis) ->
     held = fire["alex-sam/check_in/20260307T2300/prompt/alex"]
     assert held == utc(2026, 3, 8, 11, 0)  # 07:00 EDT
     assert fire["alex-sam/check_in/20260307T2300/prompt/sam"] == utc(2026, 3, 8, 4, 0)  # 23:00 EST
+
+
+# --- what the claim does with snoozes, moves and re-plans ([E] 1, 2, 3, 4) -----------------
+
+
+def test_a_snooze_after_the_occurrence_began_is_enqueued_by_the_claim_not_missed(
+    redis: Redis,
+) -> None:
+    c = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    scheduler = _scheduler(redis)
+    now = utc(2026, 11, 25, 12)
+    scheduler.set_couples({c.id: c}, now)
+    scheduler.tick(now)
+    occ = next(o for o in occurrences(c, now, now + timedelta(days=1)))
+    # Replied SNOOZE 30m at 21:32: the snooze fires at 22:02, after the occurrence began.
+    at = occ.start + timedelta(minutes=32)
+    snooze = extra_send(c, occ, c.partner("alex"), Purpose.snooze(at))
+    ScheduleFollowUps(redis, ScheduleStore(redis, queue=QUEUE)).snooze(snooze)
+    claimed = scheduler.tick(snooze.at + timedelta(seconds=1))
+    assert claimed.missed == []
+    assert snooze.event_id in {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+
+
+def test_a_moved_occurrences_prompt_is_enqueued_at_its_new_time_not_missed(redis: Redis) -> None:
+    c = couple({"kind": "date_night", "schedule": "every friday at 19:30", "remind": ["3h"]})
+    now = utc(2026, 11, 25, 12)
+    occ = next(o for o in occurrences(c, now, now + timedelta(days=7)))
+    moved_to = occ.start + timedelta(days=1)
+    changes = {occ.id: Change(occ.id, moved_to=moved_to)}
+    scheduler = _scheduler(redis, changes=lambda _: changes, horizon=timedelta(days=4))
+    scheduler.set_couples({c.id: c}, now)
+    redis.sadd("hearth:replan", c.id)  # what the MOVE's follow-up does
+    scheduler.tick(now)
+    pending = dict(ScheduleStore(redis, queue=QUEUE).pending(c.id))
+    prompts = [e for e in pending if "/prompt@" in e]
+    assert prompts
+    assert all(pending[e] == moved_to for e in prompts)
+    # The claim runs a moment after the fire time, as it does in real life.
+    claimed = scheduler.tick(moved_to + timedelta(milliseconds=300))
+    assert [m for m in claimed.missed if "/prompt@" in m] == []
+    queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+    assert set(prompts) <= queued
+
+
+def test_a_scheduler_started_after_an_edit_replans_from_the_new_file(redis: Redis) -> None:
+    before = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    after = couple(
+        {"kind": "check_in", "schedule": "every day at 20:00"},
+        {"kind": "gratitude", "schedule": "every day at 12:30"},
+    )
+    now = utc(2026, 11, 25, 12)
+    first = _scheduler(redis)
+    first.set_couples({before.id: before}, now)
+    first.tick(now)
+    store = ScheduleStore(redis, queue=QUEUE)
+    assert all("T2100" in e or "/_week/" in e for e, _ in store.pending(before.id))
+    # The file changed while no scheduler ran; a fresh one knows nothing of the old version.
+    later = now + timedelta(minutes=5)
+    second = _scheduler(redis)
+    assert second.set_couples({after.id: after}, later) == [after.id]
+    pending = [e for e, _ in store.pending(after.id) if "/_week/" not in e]
+    assert pending
+    assert not [e for e in pending if "T2100" in e]
+    assert [e for e in pending if "/gratitude/" in e]  # the new ritual, without waiting
+    # Another fresh scheduler on the same file re-plans nothing.
+    assert _scheduler(redis).set_couples({after.id: after}, later) == []
+
+
+def test_a_replan_keeps_snoozes_fires_and_due_unclaimed_sends(redis: Redis) -> None:
+    c = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    now = utc(2026, 11, 25, 12)
+    scheduler = _scheduler(redis)
+    scheduler.set_couples({c.id: c}, now)
+    scheduler.tick(now)
+    store = ScheduleStore(redis, queue=QUEUE)
+    occ = next(o for o in occurrences(c, now, now + timedelta(days=1)))
+    snooze = extra_send(c, occ, c.partner("sam"), Purpose.snooze(occ.start + timedelta(hours=1)))
+    fire = extra_send(c, occ, c.partner("alex"), Purpose.fire(occ.start - timedelta(minutes=1)))
+    store.add([scheduled_event(snooze), scheduled_event(fire)])
+    # At 21:00:00.5 a SKIP of another ritual re-plans the couple in the same tick in which
+    # the 21:00 prompts come due: they are due, not yet claimed.
+    due = occ.start + timedelta(milliseconds=500)
+    redis.sadd("hearth:replan", c.id)
+    claimed = scheduler.tick(due)
+    queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+    prompts = {s.event_id for s in planned_sends(c, occ.start, occ.start + timedelta(seconds=1))}
+    assert prompts <= queued
+    assert fire.event_id in queued
+    assert claimed.missed == []
+    assert snooze.event_id in dict(store.pending(c.id))
+    # An edit that removes the ritual contradicts the snooze: it leaves the schedule.
+    other = couple({"kind": "gratitude", "schedule": "every day at 12:30"})
+    scheduler.set_couples({other.id: other}, due)
+    assert snooze.event_id not in dict(store.pending(c.id))
+
+
+def test_missed_ids_stay_in_redis_until_they_are_recorded(redis: Redis) -> None:
+    c = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    failures = [StorageError("sqlite:///x", "the database is away")]
+    recorded: list[str] = []
+
+    def record(ids: list[str]) -> None:
+        if failures:
+            raise failures.pop()
+        recorded.extend(ids)
+
+    scheduler = _scheduler(redis, on_missed=record)
+    start = utc(2026, 11, 20, 12)
+    scheduler.set_couples({c.id: c}, start)
+    scheduler.tick(start)
+    back = utc(2026, 11, 22, 12)  # the 20th's and 21st's prompts are long past their grace
+    with pytest.raises(StorageError):
+        scheduler.tick(back)
+    store = ScheduleStore(redis, queue=QUEUE)
+    waiting = store.missed()
+    assert len(waiting) == 4
+    assert scheduler.tick(back).missed == waiting
+    assert sorted(recorded) == sorted(waiting)
+    assert store.missed() == []

@@ -64,7 +64,7 @@ def scheduler(
     thread = threading.Thread(
         target=run,
         args=(load_settings(), clock, stop),
-        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        kwargs={"refresh": timedelta(milliseconds=20)},
         daemon=True,
     )
     thread.start()
@@ -116,7 +116,7 @@ def test_due_sends_are_enqueued_and_sends_past_grace_recorded_as_missed(
     record = log.get("a/check_in/20261126T2100/prompt/alex")
     assert record is not None
     assert record.state is PromptState.MISSED
-    assert record.error == "came due past its grace"
+    assert record.error == "came due past its deadline"
 
 
 def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
@@ -127,7 +127,7 @@ def test_when_one_scheduler_stops_another_carries_on_without_a_gap(
     second = threading.Thread(
         target=run,
         args=(load_settings(), first.clock, second_stop),
-        kwargs={"tick": timedelta(milliseconds=20), "refresh_every": 1},
+        kwargs={"refresh": timedelta(milliseconds=20)},
         daemon=True,
     )
     second.start()
@@ -187,3 +187,38 @@ def test_a_restart_renders_only_the_feeds_of_couples_edited_meanwhile(
     assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["b"]
     assert _feeds_to_render(redis_client, {"b": edited}, ["a"]) == ["a"]
     assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["a"], "a came back"
+
+
+def test_the_loop_survives_redis_and_database_errors_and_logs_them_once(
+    scheduler: tuple[Running, Path, Redis],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from service.scheduler.planner import Scheduler
+    from service.storage import StorageError
+
+    running, _, redis = scheduler
+    store = ScheduleStore(redis, queue="prompts")
+    _wait(lambda: bool(store.pending("a")), "the first plan")
+    real_tick = Scheduler.tick
+    failures: list[Exception] = [
+        StorageError("sqlite:///x", "database is locked"),
+        *[RedisConnectionError("Connection refused")] * 5,
+    ]
+
+    def flaky_tick(self: Scheduler, now: object, batch: int = 1000) -> object:
+        if failures:
+            raise failures.pop()
+        return real_tick(self, now, batch)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.INFO, logger="hearth.scheduler"):
+        monkeypatch.setattr(Scheduler, "tick", flaky_tick)
+        running.clock.set(utc(2026, 11, 25, 20, 0, 30))
+        _wait(lambda: redis.llen("dramatiq:prompts") == 2, "the prompts after the errors")
+    assert running.thread.is_alive()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, "one line while it keeps failing, not one per retry"
+    assert "ConnectionError" in errors[0].getMessage()
+    assert any("recovered after" in r.getMessage() for r in caplog.records)

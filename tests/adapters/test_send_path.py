@@ -14,6 +14,7 @@ import pytest
 
 from service.domain.clock import ManualClock
 from service.domain.couples import Couple
+from service.domain.deadlines import Grace
 from service.domain.sends import PlannedSend, planned_sends
 from service.senders import (
     ConsoleSender,
@@ -77,7 +78,7 @@ def _first_send(c: Couple, partner: str = "alex") -> PlannedSend:
 
 
 def _request(send: PlannedSend) -> SendRequest:
-    return SendRequest(send.event_id, send.occurrence_id, send.couple, send.partner, send.due)
+    return SendRequest(send.id, send.due)
 
 
 def test_send_goes_out_once_however_often_it_is_delivered(world: World) -> None:
@@ -148,16 +149,55 @@ def test_paused_partner_is_skipped_until_the_pause_ends(world: World) -> None:
 def test_send_arriving_in_quiet_hours_is_held_to_their_end(world: World) -> None:
     c = couple({"kind": "check_in", "schedule": "every day at 20:00"}, partners=[ALEX_QUIET, SAM])
     world.couples.by_id[c.id] = c
+    sender = ConsoleSender(world.outbox, io.StringIO())
+    # A grace long enough for the hold: a prompt may go out until 08:00 the next day.
+    path = SendPath(world.couples, world.prompts, world.partners, sender, world.clock,
+                    grace=Grace(prompt=timedelta(hours=12)))  # fmt: skip
     send = _first_send(c)
     # A late catch-up: the 20:00 EDT prompt is handled at 23:30 EDT, inside 22:00-07:00.
     world.clock.set(send.at + timedelta(hours=3, minutes=30))
-    held = world.path.handle(_request(send))
+    held = path.handle(_request(send))
     assert held.outcome is Outcome.HELD
     assert held.retry_at is not None
     assert held.retry_at.astimezone(c.partner_zone(c.partners[0])).strftime("%H:%M") == "07:00"
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert (record.state, record.claimed_at, record.retry_at) == (
+        PromptState.PENDING, None, held.retry_at,
+    )  # fmt: skip
     assert world.sent() == []
     world.clock.set(held.retry_at)
-    assert world.path.handle(_request(send)).outcome is Outcome.SENT
+    assert path.handle(_request(send)).outcome is Outcome.SENT
+
+
+def test_a_hold_that_would_end_past_the_deadline_is_recorded_missed(world: World) -> None:
+    c = couple({"kind": "check_in", "schedule": "every day at 20:00"}, partners=[ALEX_QUIET, SAM])
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    # Handled at 22:00 EDT, its deadline: in quiet hours until 07:00, long past it.
+    world.clock.set(send.at + timedelta(hours=2))
+    result = world.path.handle(_request(send))
+    assert result.outcome is Outcome.MISSED
+    assert "quiet hours last past its deadline" in result.detail
+    assert world.sent() == []
+
+
+def test_a_send_handled_past_its_deadline_is_missed_never_sent(world: World) -> None:
+    c = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["3h"]})
+    world.couples.by_id[c.id] = c
+    reminder = next(s for s in _sends_to(c) if str(s.purpose) == "reminder-3h")
+    prompt = next(s for s in _sends_to(c) if str(s.purpose) == "prompt")
+    # The message waited in the queue: the reminder comes up after the date began, the
+    # prompt after its 2-hour grace.
+    world.clock.set(reminder.starts + timedelta(minutes=1))
+    late = world.path.handle(_request(reminder))
+    assert late.outcome is Outcome.MISSED
+    assert "past its deadline" in late.detail
+    world.clock.set(prompt.at + timedelta(hours=2, seconds=1))
+    assert world.path.handle(_request(prompt)).outcome is Outcome.MISSED
+    assert world.sent() == []
+    records = [world.prompts.get(s.event_id) for s in (reminder, prompt)]
+    assert [r.state for r in records if r is not None] == [PromptState.MISSED] * 2
 
 
 def test_send_the_config_no_longer_names_is_recorded_as_missed(world: World) -> None:
@@ -166,7 +206,7 @@ def test_send_the_config_no_longer_names_is_recorded_as_missed(world: World) -> 
     world.couples.by_id[before.id] = after  # edited after the event was scheduled
     reminder = next(
         s for s in planned_sends(before, world.clock.now(), world.clock.now() + timedelta(days=1))
-        if s.purpose == "reminder-3h"
+        if str(s.purpose) == "reminder-3h"
     )  # fmt: skip
     world.clock.set(reminder.at)
     result = world.path.handle(_request(reminder))

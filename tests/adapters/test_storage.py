@@ -29,6 +29,7 @@ from service.domain.sends import planned_sends
 from service.storage import (
     DEFAULT_LEASE,
     Base,
+    Claim,
     Prompt,
     PromptLog,
     PromptState,
@@ -125,8 +126,8 @@ def test_prompt_table_holds_no_phone_number_and_no_message_body(engine: Engine) 
 
     assert columns == {
         "id", "event_id", "occurrence_id", "couple", "ritual", "partner", "purpose", "state",
-        "due_at", "claimed_at", "attempts", "sent_at", "provider_id", "error", "created_at",
-        "updated_at",
+        "due_at", "claimed_at", "attempts", "retry_at", "sent_at", "provider_id", "error",
+        "created_at", "updated_at",
     }  # fmt: skip
     forbidden = ("body", "text", "message", "phone", "number", "to", "from")
     assert [c for c in columns if any(word in c.split("_") for word in forbidden)] == []
@@ -166,8 +167,8 @@ def test_database_migrated_by_a_newer_hearth_is_refused_with_storage_error(engin
 
 
 def test_claiming_the_same_event_twice_claims_it_once(log: PromptLog) -> None:
-    assert log.claim(_prompt(), NOW) is True
-    assert log.claim(_prompt(), NOW + timedelta(seconds=1)) is False
+    assert log.claim(_prompt(), NOW) is Claim.NEW
+    assert log.claim(_prompt(), NOW + timedelta(seconds=1)) is Claim.NOT_CLAIMED
 
     record = log.get(_prompt().event_id)
     assert record is not None
@@ -178,8 +179,8 @@ def test_a_sent_prompt_is_never_claimed_again_even_after_the_lease(log: PromptLo
     log.claim(_prompt(), NOW)
     assert log.mark_sent(_prompt().event_id, "SM123", NOW) is True
 
-    assert log.claim(_prompt(), NOW) is False
-    assert log.claim(_prompt(), NOW + 10 * LEASE) is False
+    assert log.claim(_prompt(), NOW) is Claim.NOT_CLAIMED
+    assert log.claim(_prompt(), NOW + 10 * LEASE) is Claim.NOT_CLAIMED
     record = log.get(_prompt().event_id)
     assert record is not None
     assert (record.state, record.provider_id, record.sent_at) == (PromptState.SENT, "SM123", NOW)
@@ -199,7 +200,7 @@ def test_failed_and_missed_prompts_are_never_claimed_again(
     log.claim(_prompt(), NOW)
     assert settle(log, _prompt().event_id) is True
 
-    assert log.claim(_prompt(), NOW + 10 * LEASE) is False
+    assert log.claim(_prompt(), NOW + 10 * LEASE) is Claim.NOT_CLAIMED
     record = log.get(_prompt().event_id)
     assert record is not None
     assert record.state == PromptState(state)
@@ -249,18 +250,18 @@ def test_a_pending_claim_older_than_the_lease_is_taken_over(log: PromptLog) -> N
     log.claim(_prompt(), NOW)
     later = NOW + LEASE + timedelta(microseconds=1)
 
-    assert log.claim(_prompt(), later) is True
+    assert log.claim(_prompt(), later) is Claim.TAKEN_OVER
 
     record = log.get(_prompt().event_id)
     assert record is not None
     assert (record.state, record.attempts, record.claimed_at) == (PromptState.PENDING, 2, later)
-    assert log.claim(_prompt(), later) is False
+    assert log.claim(_prompt(), later) is Claim.NOT_CLAIMED
 
 
 def test_a_claim_no_older_than_the_lease_is_left_to_its_worker(log: PromptLog) -> None:
     log.claim(_prompt(), NOW)
 
-    assert log.claim(_prompt(), NOW + LEASE) is False
+    assert log.claim(_prompt(), NOW + LEASE) is Claim.NOT_CLAIMED
     record = log.get(_prompt().event_id)
     assert record is not None
     assert (record.attempts, record.claimed_at) == (1, NOW)
@@ -271,7 +272,7 @@ def test_a_released_claim_can_be_claimed_again_at_once(log: PromptLog) -> None:
     log.claim(_prompt(), NOW)
 
     assert log.release(event, "20429: too many requests", NOW) is True
-    assert log.claim(_prompt(), NOW + timedelta(seconds=1)) is True
+    assert log.claim(_prompt(), NOW + timedelta(seconds=1)) is Claim.RECLAIMED
 
     record = log.get(event)
     assert record is not None
@@ -285,12 +286,12 @@ def test_a_released_claim_can_be_claimed_again_at_once(log: PromptLog) -> None:
 # --- races -------------------------------------------------------------------------------
 
 
-def _race(claim: Callable[[], bool]) -> list[bool]:
+def _race(claim: Callable[[], object]) -> list[bool]:
     start = threading.Barrier(RACERS)
 
     def racer() -> bool:
         start.wait(timeout=30)
-        return claim()
+        return bool(claim())
 
     with ThreadPoolExecutor(RACERS) as pool:
         futures = [pool.submit(racer) for _ in range(RACERS)]
@@ -326,7 +327,7 @@ def _claim_in_a_process(
     try:
         log = PromptLog(engine)
         start.wait(timeout=60)
-        results.put(("claimed", log.claim(prompt, NOW)))
+        results.put(("claimed", bool(log.claim(prompt, NOW))))
     except Exception as e:  # reported to the test, which fails on it
         results.put(("error", repr(e)))
     finally:
@@ -426,6 +427,7 @@ def test_counts_tally_every_state_for_all_couples_or_one(log: PromptLog) -> None
         PromptState.SENT: 1,
         PromptState.FAILED: 0,
         PromptState.MISSED: 0,
+        PromptState.UNKNOWN: 0,
     }
     assert log.counts(couple="pat-and-lee")[PromptState.PENDING] == 1
     assert log.counts(couple="alex-and-sam")[PromptState.SENT] == 1

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from service.config.loading import load_couple_file
 from service.domain.clock import ManualClock
 from service.domain.couples import Couple
 from service.domain.occurrences import occurrences
 from service.domain.summaries import RitualWeek, summary_text, week_bounds
 from service.scheduler.planner import later_event_message, later_events
 from service.senders import ConsoleSender
-from service.sending import Outcome
+from service.sending import Outcome, SendResult
 from service.storage import (
     AnswerEffect,
     AnswerLog,
@@ -35,6 +36,7 @@ from tests.databases import BACKENDS, database
 from tests.domain.builders import couple, utc
 
 NY = ZoneInfo("America/New_York")
+ROOT = Path(__file__).resolve().parents[2]
 COUPLE = couple(
     {"kind": "check_in", "schedule": "every day at 21:00"},
     {"kind": "date_night", "schedule": "every friday at 19:30"},
@@ -97,7 +99,9 @@ def test_the_summary_counts_each_ritual_by_its_completion_rule(
         _answer(replies, occ, "alex")
     phone_free = [o.id for o in week if o.ritual == "phone_free"]
     _answer(replies, phone_free[0], "alex")
-    assert summaries.send(COUPLE.id, MONDAY) == {"alex": Outcome.SENT, "sam": Outcome.SENT}
+    assert _outcomes(summaries.send(COUPLE.id, MONDAY)) == {
+        "alex": Outcome.SENT, "sam": Outcome.SENT,
+    }  # fmt: skip
     texts = {x["partner"]: x["body"] for x in map(json.loads, outbox.read_text().splitlines())}
     assert texts["alex"] == (
         "Your week with Sam, Alex: check-in 5/7, date night 1/1, gratitude note 3/7, "
@@ -112,12 +116,54 @@ def test_a_summary_goes_out_once_and_never_to_an_opted_out_partner(
 ) -> None:
     summaries, _, partners, outbox, clock = rig
     partners.set_opted_out(COUPLE.id, "sam", True, clock.now())
-    assert summaries.send(COUPLE.id, MONDAY) == {"alex": Outcome.SENT, "sam": Outcome.MISSED}
-    again = summaries.send(COUPLE.id, MONDAY)
+    first = _outcomes(summaries.send(COUPLE.id, MONDAY))
+    assert first == {"alex": Outcome.SENT, "sam": Outcome.MISSED}
+    again = _outcomes(summaries.send(COUPLE.id, MONDAY))
     assert again == {"alex": Outcome.DONE_BEFORE, "sam": Outcome.DONE_BEFORE}
     [line] = outbox.read_text().splitlines()
     assert json.loads(line)["event_id"] == "alex-sam/_week/20260302/summary/alex"
     assert summaries.send("nobody", MONDAY) == {}
+
+
+def _outcomes(results: dict[str, SendResult]) -> dict[str, Outcome]:
+    return {partner: result.outcome for partner, result in results.items()}
+
+
+def test_a_summary_waits_for_the_end_of_the_partners_quiet_hours(
+    rig: tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock],
+) -> None:
+    summaries, _, _, outbox, clock = rig
+    quiet = couple(
+        {"kind": "check_in"},
+        partners=[{"name": "Alex", "phone": "+15550000001", "quiet_hours": "08:00-10:00"},
+                  {"name": "Sam", "phone": "+15550000002"}],
+        timezone="America/New_York",
+    )  # fmt: skip
+    rig_summaries = WeeklySummaries(
+        _Only(quiet), summaries._answers, summaries._prompts, summaries._partners,
+        ConsoleSender(outbox, io.StringIO()), clock,
+    )  # fmt: skip
+    clock.set(datetime(2026, 3, 9, 9, tzinfo=NY))  # Monday 09:00, Alex's quiet hours
+    results = rig_summaries.send(quiet.id, MONDAY)
+    assert _outcomes(results) == {"alex": Outcome.HELD, "sam": Outcome.SENT}
+    assert results["alex"].retry_at == datetime(2026, 3, 9, 10, tzinfo=NY)
+    clock.set(datetime(2026, 3, 9, 10, tzinfo=NY))
+    assert _outcomes(rig_summaries.send(quiet.id, MONDAY, "alex")) == {"alex": Outcome.SENT}
+    # Handled only after its grace (12 h after 10:00): recorded missed, never sent.
+    clock.set(datetime(2026, 3, 16, 22, 1, tzinfo=NY))
+    assert _outcomes(rig_summaries.send(quiet.id, date(2026, 3, 9), "sam")) == {
+        "sam": Outcome.MISSED
+    }
+    partners = [json.loads(line)["partner"] for line in outbox.read_text().splitlines()]
+    assert partners == ["sam", "alex"]
+
+
+class _Only:
+    def __init__(self, c: Couple) -> None:
+        self.c = c
+
+    def get(self, couple_id: str) -> Couple | None:
+        return self.c if couple_id == self.c.id else None
 
 
 def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
@@ -125,16 +171,16 @@ def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
     weeks = [(e.event_id, e.fire_at, e.actor, e.kwargs["week"]) for e in found
              if e.actor == "week.ended"]  # fmt: skip
     assert weeks == [
-        ("alex-sam/_week/20260223", datetime(2026, 3, 2, 9, tzinfo=NY), "week.ended",
-         "2026-02-23"),
-        ("alex-sam/_week/20260302", datetime(2026, 3, 9, 9, tzinfo=NY), "week.ended",
-         "2026-03-02"),
-        ("alex-sam/_week/20260309", datetime(2026, 3, 16, 9, tzinfo=NY), "week.ended",
-         "2026-03-09"),
+        (f"alex-sam/_week/{week:%Y%m%d}/summary/{partner}", datetime(*day, 9, tzinfo=NY),
+         "week.ended", week.isoformat())
+        for week, day in ((date(2026, 2, 23), (2026, 3, 2)), (date(2026, 3, 2), (2026, 3, 9)),
+                          (date(2026, 3, 9), (2026, 3, 16)))
+        for partner in ("alex", "sam")
     ]  # fmt: skip
     feeds = [e for e in found if e.actor == "feed.render"]
     assert len(feeds) == 16  # one a night at 03:00 local, the couple has calendar rituals
     assert {e.fire_at.astimezone(NY).hour for e in feeds} == {3}
+    # An id planned before summaries were per partner still runs (both partners).
     assert later_event_message("alex-sam/_week/20260302") == (
         "week.ended",
         {"couple": "alex-sam", "week": "2026-03-02", "event_id": "alex-sam/_week/20260302"},
@@ -146,6 +192,28 @@ def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
     assert {e.actor for e in later_events(no_calendar, utc(2026, 3, 1), utc(2026, 3, 17))} == {
         "week.ended"
     }
+
+
+def test_mia_and_jons_summary_reaches_jon_after_his_quiet_hours_in_london() -> None:
+    mia_and_jon = load_couple_file(ROOT / "config" / "couples" / "mia-and-jon.yaml")
+    # In November Sydney is UTC+11 and London UTC+0: Monday 09:00 in Sydney is 22:00 on
+    # Sunday in London, Jon's evening, outside his 23:30-07:30.
+    found = [e for e in later_events(mia_and_jon, utc(2026, 11, 29), utc(2026, 12, 2))
+             if e.actor == "week.ended"]  # fmt: skip
+    by_partner = {e.kwargs["partner"]: e.fire_at for e in found}
+    sydney, london = ZoneInfo("Australia/Sydney"), ZoneInfo("Europe/London")
+    assert by_partner["mia"].astimezone(sydney) == datetime(2026, 11, 30, 9, tzinfo=sydney)
+    for e in found:
+        partner = mia_and_jon.partner(e.kwargs["partner"])
+        assert partner.quiet_hours is not None
+        zone = mia_and_jon.partner_zone(partner)
+        assert partner.quiet_hours.release(e.fire_at, zone) == e.fire_at, "never in quiet hours"
+    # In June, Monday 09:00 Sydney (UTC+10) is 00:00 in London (UTC+1): Jon's quiet hours,
+    # so his summary waits until 07:30 London.
+    june = [e for e in later_events(mia_and_jon, utc(2026, 6, 28), utc(2026, 7, 1))
+            if e.actor == "week.ended"]  # fmt: skip
+    jon = next(e for e in june if e.kwargs["partner"] == "jon")
+    assert jon.fire_at.astimezone(london) == datetime(2026, 6, 29, 7, 30, tzinfo=london)
 
 
 def test_a_week_with_a_daylight_saving_change_is_167_hours() -> None:

@@ -9,7 +9,12 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from service.senders import Outgoing, PermanentDeliveryError, RetryableDeliveryError
+from service.senders import (
+    AmbiguousDeliveryError,
+    Outgoing,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
 from service.senders.twilio import TwilioSender, delivery_error, gsm_segments, normalise_body
 from service.settings import Settings, SettingsInvalid
 from tests.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, make_client
@@ -66,20 +71,24 @@ def test_rate_limited_429_is_retryable_with_twilio_code_20429(twilio_mock_url: s
 
 
 @pytest.mark.parametrize(("status", "code"), [(500, 20500), (503, 20503)])
-def test_provider_5xx_is_retryable(twilio_mock_url: str, status: int, code: int) -> None:
+def test_provider_5xx_is_ambiguous_never_retried_blindly(
+    twilio_mock_url: str, status: int, code: int
+) -> None:
+    # The request reached Twilio, which may have queued the text before failing: sending it
+    # again could text the partner twice, so it is neither retryable nor permanent.
     client, http = make_client(twilio_mock_url)
     http.force_status(status)
-    with pytest.raises(RetryableDeliveryError) as caught:
+    with pytest.raises(AmbiguousDeliveryError) as caught:
         TwilioSender(client, FROM).send(_text(), NOW)
     assert caught.value.code == code
-    assert not isinstance(caught.value, PermanentDeliveryError)
+    assert not isinstance(caught.value, RetryableDeliveryError | PermanentDeliveryError)
 
 
 def test_forced_status_applies_to_one_request_only(twilio_mock_url: str) -> None:
     client, http = make_client(twilio_mock_url)
     sender = TwilioSender(client, FROM)
     http.force_status(503)
-    with pytest.raises(RetryableDeliveryError):
+    with pytest.raises(AmbiguousDeliveryError):
         sender.send(_text(), NOW)
     assert sender.send(_text(), NOW).startswith("SM")
 
@@ -145,12 +154,18 @@ def test_an_error_message_quoting_the_body_leaves_it_out() -> None:
     [
         TwilioException("HTTP Client is an abstract class"),
         requests.ConnectionError("connection reset"),
-        requests.Timeout("read timed out"),
+        requests.ConnectTimeout("connect timed out"),
     ],
-    ids=["twilio-exception", "connection-error", "timeout"],
+    ids=["twilio-exception", "connection-error", "connect-timeout"],
 )
-def test_library_and_network_failures_are_retryable(error: Exception) -> None:
+def test_library_and_network_failures_before_sending_are_retryable(error: Exception) -> None:
     assert isinstance(delivery_error(error), RetryableDeliveryError)
+
+
+def test_a_read_timeout_is_ambiguous_twilio_may_have_the_text() -> None:
+    error = delivery_error(requests.ReadTimeout("read timed out"))
+    assert isinstance(error, AmbiguousDeliveryError)
+    assert not isinstance(error, RetryableDeliveryError)
 
 
 def test_connection_refused_is_retryable() -> None:

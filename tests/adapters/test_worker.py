@@ -26,6 +26,7 @@ from twilio.rest import Client
 
 from service.domain.clock import ManualClock
 from service.domain.couples import Couple
+from service.domain.deadlines import Grace
 from service.scheduler import ScheduledEvent, ScheduleStore
 from service.scheduler.planner import PROMPTS_QUEUE, scheduled_events
 from service.senders import ConsoleSender, RetryableDeliveryError, Sender
@@ -111,8 +112,10 @@ class Rig:
     outbox: Path
     runs: Runs
 
-    def use(self, sender: Sender) -> None:
-        prompts.use(SendPath(self.couples, self.prompts, self.partners, sender, self.clock))
+    def use(self, sender: Sender, grace: Grace = Grace()) -> None:
+        prompts.use(
+            SendPath(self.couples, self.prompts, self.partners, sender, self.clock, grace=grace)
+        )
 
     def console(self) -> ConsoleSender:
         return ConsoleSender(self.outbox, io.StringIO())
@@ -162,7 +165,8 @@ def rig(
             yield Rig(
                 broker=broker,
                 actor=actor,
-                prompts=PromptLog(engine),
+                # A short lease: a copy answered "busy" comes back after it, in real time.
+                prompts=PromptLog(engine, lease=timedelta(seconds=1)),
                 partners=PartnerStates(engine),
                 couples=Couples(),
                 clock=ManualClock(START),
@@ -233,7 +237,31 @@ def test_message_enqueued_twice_sends_once(rig: Rig) -> None:
     assert all(exception is None for _, exception in rig.runs.finished)
 
 
-@pytest.mark.parametrize("status", [429, 500])
+def test_provider_5xx_leaves_the_send_unknown_and_never_sends_it_again(
+    rig: Rig, twilio_mock_url: str
+) -> None:
+    c = couple({"kind": "check_in"})
+    rig.couples.add(c)
+    event = _first_event(c)
+    rig.clock.set(event.fire_at)
+    http = CountingHttpClient(twilio_mock_url)
+    http.force_status(500)
+    rig.use(TwilioSender(Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http), FROM))
+    rig.actor.send(**event.kwargs)
+    rig.actor.send(**event.kwargs)  # a redelivery too
+    with rig.worker():
+        rig.wait_until_processed(2)
+        rig.drain()
+    record = rig.prompts.get(event.event_id)
+    assert record is not None
+    assert record.state is PromptState.UNKNOWN
+    assert record.error is not None
+    assert "HTTP 500" in record.error
+    assert len(http.requests) == 1  # Twilio may have it: never asked to send it again
+    assert all(exception is None for _, exception in rig.runs.finished)
+
+
+@pytest.mark.parametrize("status", [429])
 def test_provider_refusal_worth_retrying_is_retried_by_dramatiq_and_sent_once(
     rig: Rig, twilio_mock_url: str, status: int
 ) -> None:
@@ -289,7 +317,7 @@ def test_final_provider_refusal_fails_the_send_without_a_retry(
 def test_send_held_by_quiet_hours_is_requeued_by_the_actor_for_their_end(
     rig: Rig, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The actor computes the delay from the system clock, so this test lives in real time.
+    # The actor computes the delay from the send path's clock: this test lives in real time.
     # No global broker: the actor re-enqueues on the broker it was declared on.
     monkeypatch.setattr(dramatiq.broker, "global_broker", None)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -305,7 +333,8 @@ def test_send_held_by_quiet_hours_is_requeued_by_the_actor_for_their_end(
         if e.kwargs["partner"] == "alex"
     )  # fmt: skip
     rig.clock.set(datetime.now(UTC))
-    rig.use(rig.console())
+    # A grace long enough that the hold ends before the deadline (else: recorded missed).
+    rig.use(rig.console(), Grace(prompt=timedelta(hours=6)))
     rig.actor.send(**event.kwargs)
     with rig.worker():
         rig.wait_until_processed(1)

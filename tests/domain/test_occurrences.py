@@ -201,9 +201,9 @@ def test_send_is_found_by_its_event_id_until_the_config_stops_naming_it() -> Non
     before = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["3h"]})
     after = couple({"kind": "date_night", "schedule": "every day at 19:00", "remind": ["1h"]})
     for send in planned_sends(before, utc(2026, 6, 1), utc(2026, 6, 3)):
-        assert find_send(before, send.occurrence_id, send.event_id) == send
-        found_after = find_send(after, send.occurrence_id, send.event_id)
-        assert (found_after is None) == (send.purpose == "reminder-3h")
+        assert find_send(before, send.id) == send
+        found_after = find_send(after, send.id)
+        assert (found_after is None) == (str(send.purpose) == "reminder-3h")
 
 
 def test_planner_turns_survive_a_reload_and_edits_to_other_rituals() -> None:

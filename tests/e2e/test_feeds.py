@@ -26,7 +26,7 @@ from service.feeds.publisher import FeedPublisher, feed_key
 from service.feeds.render import feed_occurrences
 from service.feeds.tokens import token_hash
 from service.inbound import REPLIES_QUEUE, webhook_token
-from service.runtime import build_feed_publisher, build_reply_handler
+from service.runtime import Runtime
 from service.settings import Settings, load_settings
 from service.storage import (
     ChangeEffect,
@@ -116,7 +116,9 @@ def feeds(
         port_holder.server.config.app = app
         try:
             with port_holder:
-                publisher = build_feed_publisher(settings, clock, redis, engine)
+                publisher = Runtime(
+                    settings, clock=clock, redis=redis, engine=engine
+                ).feed_publisher()
                 publisher.publish("alex-sam")
                 yield Feeds(base, settings, publisher, clock, redis, ReplyLog(engine),
                             AnswerLog(engine))  # fmt: skip
@@ -260,7 +262,9 @@ def test_a_skip_texted_in_is_handled_and_the_feed_drops_it(feeds: Feeds) -> None
     broker = RedisBroker(url=feeds.settings.redis_url)  # type: ignore[no-untyped-call]
     reply_actor.declare(broker, min_backoff_ms=100, max_backoff_ms=1000)
     feed_actor.declare(broker, min_backoff_ms=100, max_backoff_ms=1000)
-    reply_actor.use(build_reply_handler(feeds.settings, feeds.clock, feeds.redis, engine, broker))
+    runtime = Runtime(feeds.settings, clock=feeds.clock, redis=feeds.redis, engine=engine,
+                      broker=broker)  # fmt: skip
+    reply_actor.use(runtime.reply_handler())
     feed_actor.use(feeds.publisher)
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()

@@ -26,7 +26,7 @@ from twilio.rest import Client
 from service.domain import confirmations as say
 from service.domain.clock import ManualClock
 from service.inbound import REPLIES_QUEUE, webhook_token
-from service.runtime import build_reply_handler
+from service.runtime import Runtime
 from service.senders.twilio import TwilioSender
 from service.settings import Settings, load_settings
 from service.storage import ReplyLog, ReplyState, make_engine, migrate
@@ -183,7 +183,9 @@ def test_a_reply_waits_while_the_worker_is_down_and_is_handled_once_it_runs(
     record = web.replies.get(form["MessageSid"])
     assert record is not None
     assert record.state is ReplyState.RECEIVED
-    handler = build_reply_handler(web.settings, web.clock, web.redis, web.replies.engine)
+    handler = Runtime(
+        web.settings, clock=web.clock, redis=web.redis, engine=web.replies.engine
+    ).reply_handler(republish_feeds=False)
     with Worker(web.redis_url, handler):
         wait_for(
             lambda: (
@@ -204,7 +206,9 @@ def test_a_reply_waits_while_the_worker_is_down_and_is_handled_once_it_runs(
 def test_the_confirmation_goes_out_through_twilio(web: Web, twilio_mock_url: str) -> None:
     form = web.form("hello there")
     assert web.post(form, web.sign(form)).status_code == 200
-    handler = build_reply_handler(web.settings, web.clock, web.redis, web.replies.engine)
+    handler = Runtime(
+        web.settings, clock=web.clock, redis=web.redis, engine=web.replies.engine
+    ).reply_handler(republish_feeds=False)
     client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=MockTwilioHttpClient(twilio_mock_url))
     handler._sender = TwilioSender(client, "+15005550006")
     record = handler.handle(form["MessageSid"])
