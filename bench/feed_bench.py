@@ -190,7 +190,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
         engine = make_engine(database)
         publisher = build_feed_publisher(load_settings(), SystemClock(), redis, engine)
         publisher.publish("bench")
-        [feed_url, *_] = [u.https for u in publisher.urls("bench")]
+        [feed_url, *_] = [u.url for u in publisher.urls("bench")]
         body = publisher.served("bench", "alex")
         assert body is not None
         (static / "feed.ics").write_bytes(body)

@@ -3,14 +3,16 @@
 ``hearth run`` supervises its children; if it is killed outright (SIGKILL, the OOM killer)
 they must not go on serving as orphans. On Linux the kernel tells them:
 ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` asks for SIGTERM when the parent dies, and the request
-survives ``execve`` (so ``hearth worker``'s exec of ``dramatiq`` keeps it). Two gaps are
-closed here:
+survives ``execve`` (so ``hearth worker``'s exec of ``dramatiq`` keeps it). The rest is here:
 
 - the parent may die before the child asks (between fork and prctl): the child compares
-  ``os.getppid()`` with the parent it expects, and stops at once when they differ;
-- without PDEATHSIG (not Linux) a daemon thread polls ``os.getppid()`` once a second. On
-  Linux it is not started: the kernel's signal comes first, and a second SIGTERM makes some
-  processes (Dramatiq's workers) stop at once instead of finishing their messages.
+  ``os.getppid()`` with the parent it expects, and takes its SIGTERM at once if they differ;
+- a daemon thread polls ``os.getppid()`` once a second. Once the parent is gone it sends
+  SIGTERM itself where the kernel could not (not Linux; never twice, since a second SIGTERM
+  makes Dramatiq's workers drop their messages), then gives the process a grace to stop by
+  itself, and ends it (``os._exit``) if it has not: an orphan can hang where a supervised
+  child would be killed, e.g. a Dramatiq worker whose parent died while it booted waits
+  forever to tell that parent it is up.
 
 The kernel follows the parent *thread* that forked the child: a parent starts its children
 from a thread that lives as long as it does (its main thread).
@@ -24,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import suppress
 from functools import partial
 
 __all__ = ["PARENT_ENV", "die_with_parent", "hold", "hold_from_env"]
@@ -31,23 +34,28 @@ __all__ = ["PARENT_ENV", "die_with_parent", "hold", "hold_from_env"]
 PARENT_ENV = "HEARTH_PARENT_PID"
 """Set by ``hearth run`` in each child's environment: the pid the child must outlive no longer."""
 
+GRACE_S = 15.0  # as ``hearth run`` gives its children between SIGTERM and SIGKILL
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def hold(parent_pid: int, *, poll_s: float = 1.0) -> None:
-    """Get SIGTERM when ``parent_pid`` stops being this process's parent (it died).
+def hold(parent_pid: int, *, poll_s: float = 1.0, grace_s: float = GRACE_S) -> None:
+    """Get SIGTERM when ``parent_pid`` stops being this process's parent (it died), and end
+    ``grace_s`` seconds later if still running.
 
-    If it already did, SIGTERM comes now. ``poll_s`` is the fallback poll where the kernel
-    cannot tell (0: no fallback, for a process about to ``exec``).
+    If it already died, SIGTERM comes now. ``poll_s`` is how often the watching thread looks
+    (0: no thread, for a process about to ``exec``, where only the kernel's signal lasts).
     """
     told = _ask_kernel()
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGTERM)
-        return
-    if not told and poll_s > 0:
+        told = True
+    if poll_s > 0:
         threading.Thread(
-            target=_watch, args=(parent_pid, poll_s), name="hearth-lifeline", daemon=True
+            target=_watch,
+            args=(parent_pid, told, poll_s, grace_s),
+            name="hearth-lifeline",
+            daemon=True,
         ).start()
 
 
@@ -83,9 +91,14 @@ def _ask_kernel() -> bool:
     return bool(_LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0)
 
 
-def _watch(parent_pid: int, poll_s: float) -> None:
-    while True:
+def _watch(parent_pid: int, told: bool, poll_s: float, grace_s: float) -> None:
+    while os.getppid() == parent_pid:
         time.sleep(poll_s)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
+    if not told:
+        os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace_s)
+    with suppress(OSError):
+        os.write(
+            2, f"hearth: pid {os.getpid()} outlived its parent by {grace_s:g} s; exiting\n".encode()
+        )
+    os._exit(1)

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
+from service import lifeline
 from service.runtime import (
     build_feed_publisher,
     build_reply_handler,
@@ -21,6 +24,12 @@ from service.settings import load_settings
 from service.storage import make_engine
 from service.system_clock import SystemClock
 from workers import feeds, prompts, replies, weeks
+
+# A worker process stops when the `dramatiq` process that forked it dies, even by SIGKILL:
+# that process watches its workers, but nothing makes a worker watch it, and an orphaned
+# worker would go on taking messages. (Its SIGTERM handler finishes the current messages.)
+if (_parent := multiprocessing.parent_process()) is not None and _parent.pid is not None:
+    lifeline.hold(_parent.pid)
 
 settings = load_settings()
 url = redis_url(settings)

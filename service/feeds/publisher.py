@@ -49,9 +49,14 @@ class CoupleSource(Protocol):
 class FeedUrl:
     partner: str
     name: str
-    https: str
+    url: str  # http(s), as HEARTH_PUBLIC_URL has it: http on a local run
     webcal: str
     google: str
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``: what ``url`` really uses."""
+        return self.url.partition("://")[0]
 
 
 class FeedPublisher:
@@ -117,10 +122,10 @@ class FeedPublisher:
         for partner in couple.partners:
             t = tokens[partner.key]
             token = derive_token(self._secret, couple.id, partner.key, t.generation)
-            https = f"{self._public_url}/feeds/{token}.ics"
-            webcal = "webcal://" + https.split("://", 1)[1]
+            url = f"{self._public_url}/feeds/{token}.ics"
+            webcal = "webcal://" + url.split("://", 1)[1]
             google = "https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe="")
-            out.append(FeedUrl(partner.key, partner.name, https, webcal, google))
+            out.append(FeedUrl(partner.key, partner.name, url, webcal, google))
         return out
 
     def rotate(self, couple_id: str, partner_key: str) -> FeedUrl:

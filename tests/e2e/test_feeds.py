@@ -73,7 +73,7 @@ class Feeds:
 
     def url(self, partner: str = "alex") -> str:
         [found] = [u for u in self.publisher.urls("alex-sam") if u.partner == partner]
-        return found.https
+        return found.url
 
     def get(self, url: str, **headers: str) -> httpx.Response:
         return httpx.get(url, headers=headers, timeout=10)
@@ -176,7 +176,7 @@ def test_unknown_rotated_and_malformed_tokens_get_the_same_404(feeds: Feeds) -> 
     first = feeds.get(old)
     assert first.status_code == 200
     rotated = feeds.publisher.rotate("alex-sam", "sam")
-    assert rotated.https != old
+    assert rotated.url != old
     answers = [
         feeds.get(old),
         feeds.get(f"{feeds.base}/feeds/{'A' * 32}.ics"),
@@ -184,7 +184,7 @@ def test_unknown_rotated_and_malformed_tokens_get_the_same_404(feeds: Feeds) -> 
         feeds.get(f"{feeds.base}/feeds/{'%00' * 3}.ics"),
     ]
     assert {(r.status_code, r.content) for r in answers} == {(404, b"no such feed\n")}
-    assert feeds.get(rotated.https).status_code == 200
+    assert feeds.get(rotated.url).status_code == 200
     assert feeds.get(feeds.url("alex")).status_code == 200, "the other partner's URL stands"
 
 
