@@ -4,6 +4,9 @@ Redis keys (``ns`` = ``hearth``):
 
     {ns}:feed:{token hash}   hash: couple, partner, etag, modified (HTTP date), body
     {ns}:feeds:{couple}      set: the token hashes now serving the couple's feeds
+    {ns}:feed-render-requested:{couple}
+                             a marker (with a TTL) while a render asked for by a feed
+                             request is queued, so that requests queue one render, not many
 
 ``publish(couple)`` runs in the ``feed.render`` actor after anything that changes a feed (a
 skip or move, a config edit, the daily roll of the window) and in ``hearth feed`` commands.
@@ -34,11 +37,15 @@ if TYPE_CHECKING:
     from service.domain.couples import Couple, Ritual
     from service.storage import AnswerLog, FeedTokens, RitualVersions
 
-__all__ = ["FeedPublisher", "FeedUrl", "feed_key"]
+__all__ = ["FeedPublisher", "FeedUrl", "feed_key", "render_requested_key"]
 
 
 def feed_key(hashed: str, namespace: str = "hearth") -> str:
     return f"{namespace}:feed:{hashed}"
+
+
+def render_requested_key(couple: str, namespace: str = "hearth") -> str:
+    return f"{namespace}:feed-render-requested:{couple}"
 
 
 class CoupleSource(Protocol):
