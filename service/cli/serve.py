@@ -245,16 +245,12 @@ def _report_sends(settings: Settings, queued: list[tuple[str, str]], wait_s: flo
 
     engine = make_engine(settings.log_url)
     log = PromptLog(engine)
-    settled: dict[str, PromptRecord | None] = {}
     deadline = time.monotonic() + wait_s
     try:
         while True:
-            for _, event_id in queued:
-                record = log.get(event_id)
-                settled[event_id] = record
-            if all(r is not None and r.state is not PromptState.PENDING for r in settled.values()):
-                break
-            if time.monotonic() >= deadline:
+            settled: dict[str, PromptRecord | None] = {e: log.get(e) for _, e in queued}
+            pending = [r for r in settled.values() if r is None or r.state is PromptState.PENDING]
+            if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
     finally:
