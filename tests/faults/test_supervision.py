@@ -101,12 +101,15 @@ def test_hearth_run_killed_outright_leaves_no_process_of_its_tree(tmp_path: Path
         named = set(hearth.run_file()["children"].values())  # type: ignore[union-attr]
         assert named <= tree
         assert len(tree) >= 5  # redis, scheduler, worker and its worker process, web
+        # Each names the data dir (in its environment at least), which is how the scan
+        # below finds them without trusting pids that may be reused once they are gone.
+        assert tree <= set(_mentioning(hearth.data_dir))
 
         hearth.process.kill()
         hearth.process.wait(timeout=STOP_S)
 
         def left() -> list[int]:
-            return sorted({p for p in tree if _alive(p)} | set(_mentioning(hearth.data_dir)))
+            return _mentioning(hearth.data_dir)
 
         wait_for(lambda: not left(), GONE_S, "every process of the tree to stop",
                  detail=lambda: "\n".join(_describe(p) for p in left()))  # fmt: skip
@@ -141,7 +144,6 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = Running(process, data_dir, env, log)
-    seen: set[int] = set()
     try:
         wait_for(
             lambda: (
@@ -153,10 +155,8 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
             detail=lambda: _tail(log),
         )
         assert process.poll() is None, _tail(log)
-        seen |= _descendants(process.pid)
         yield running
     finally:
-        seen |= _descendants(process.pid)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -164,10 +164,11 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=STOP_S)
-        for pid in seen | set(_mentioning(data_dir)):
-            if _alive(pid):
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        # Only processes that still name this data dir (each child inherits it in its
+        # environment): a pid seen earlier may belong to someone else by now.
+        for pid in _mentioning(data_dir):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _healthy(port: int) -> bool:
