@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.waiting import outbox_lines, wait_for
 from tests.web_server import free_port
@@ -41,6 +42,7 @@ class Running:
     data_dir: Path
     env: dict[str, str]
     log: Path
+    port: int
 
     def run_file(self) -> dict[str, object]:
         data = json.loads((self.data_dir / "run.json").read_text())
@@ -95,6 +97,33 @@ def test_a_killed_worker_is_restarted_and_a_prompt_fired_afterwards_goes_out_onc
         assert _alive(hearth.child("web"))
 
 
+def test_a_killed_embedded_redis_is_restarted_on_its_data_and_hearth_is_healthy_again(
+    tmp_path: Path,
+) -> None:
+    with _hearth_run(tmp_path) as hearth:
+        old = hearth.child("redis")
+        with redis.Redis.from_url(str(hearth.run_file()["redis_url"])) as client:
+            client.set("hearth:test:survives", "yes")
+            client.execute_command("BGREWRITEAOF")  # on disk before the kill, not fsync-timed
+            wait_for(
+                lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0,
+                RESTART_S,
+                "the AOF rewrite",
+            )
+
+        os.kill(old, signal.SIGKILL)
+
+        wait_for(
+            lambda: hearth.child("redis") != old and _healthy(hearth.port),
+            RESTART_S,
+            "a new Redis and /healthz answering 200",
+            detail=lambda: _tail(hearth.log),
+        )
+        assert "hearth: the redis exited (-9); restarting in 1 s" in hearth.log.read_text()
+        with redis.Redis.from_url(str(hearth.run_file()["redis_url"])) as client:
+            assert client.get("hearth:test:survives") == b"yes"
+
+
 def test_hearth_run_killed_outright_leaves_no_process_of_its_tree(tmp_path: Path) -> None:
     with _hearth_run(tmp_path) as hearth:
         tree = _descendants(hearth.process.pid)
@@ -143,7 +172,7 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
             cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-    running = Running(process, data_dir, env, log)
+    running = Running(process, data_dir, env, log, port)
     try:
         wait_for(
             lambda: (
