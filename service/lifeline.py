@@ -77,8 +77,8 @@ def die_with_parent() -> partial[None]:
 
 
 def _preexec(parent_pid: int) -> None:
-    # Runs in the forked child before exec: only async-signal-safe work (libc was loaded
-    # by the parent, at import).
+    # Runs in the forked child before exec, where little is safe: two system calls and a
+    # signal, nothing that allocates or locks (libc was loaded by the parent, at import).
     _ask_kernel()
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGTERM)
