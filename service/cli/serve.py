@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -33,6 +33,9 @@ from service.embedded_redis import EmbeddedRedis
 from service.inbound import REPLIES_QUEUE
 from service.scheduler.planner import PROMPTS_QUEUE
 from service.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 from service.supervision import Child, HearthCommand, RedisServer, Supervisor
 
 __all__ = ["fire", "run", "scheduler", "settings_or_exit", "web", "worker"]
@@ -109,9 +112,11 @@ def run(
 
 def scheduler() -> None:
     """Run one scheduler (several may run at once; each event is enqueued once)."""
-    from service.scheduler.process import run as run_scheduler  # noqa: PLC0415 - heavy imports
+    from service.runtime import configure_logging  # noqa: PLC0415 - heavy imports
+    from service.scheduler.process import run as run_scheduler  # noqa: PLC0415
 
     settings = settings_or_exit()
+    configure_logging()
     lifeline.hold_from_env()
     stop = threading.Event()
     _on_stop_signals(stop.set)
@@ -172,8 +177,7 @@ def fire(
 
     Then wait for each text's outcome in the prompt log: exit 1 unless all were sent.
     """
-    from dramatiq.brokers.redis import RedisBroker  # noqa: PLC0415 - heavy imports
-
+    from service.runtime import Runtime  # noqa: PLC0415 - heavy imports
     from service.scheduler.planner import message_kwargs  # noqa: PLC0415
     from workers.prompts import declare  # noqa: PLC0415
 
@@ -196,10 +200,9 @@ def fire(
         except KeyError:
             names = ", ".join(p.name for p in found.partners)
             _fail(f"{couple} has no partner {partner!r} (partners: {names})")
-    url = settings.redis_url or _running_embedded(settings)
-    broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
-    actor = declare(broker)
-    now = settings.clock.now()
+    runtime = Runtime(settings, redis_url=settings.redis_url or _running_embedded(settings))
+    actor = declare(runtime.broker)
+    now = runtime.clock.now()
     queued: list[tuple[str, str]] = []  # (partner's name, event id)
     for person in recipients:
         occurrence = next(
@@ -216,9 +219,11 @@ def fire(
         actor.send(**message_kwargs(send))
         typer.echo(f"queued {send.event_id}")
         queued.append((person.name, send.event_id))
-    broker.close()
-    if wait > 0 and not _report_sends(settings, queued, wait):
-        raise typer.Exit(1)
+    try:
+        if wait > 0 and not _report_sends(runtime, queued, wait):
+            raise typer.Exit(1)
+    finally:
+        runtime.close()
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -238,23 +243,19 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _report_sends(settings: Settings, queued: list[tuple[str, str]], wait_s: float) -> bool:
+def _report_sends(runtime: Runtime, queued: list[tuple[str, str]], wait_s: float) -> bool:
     """Wait up to ``wait_s`` for each queued send to leave ``pending`` in the prompt log, and
     say per partner what became of it. True when every one was sent."""
-    from service.storage import PromptLog, PromptRecord, PromptState, make_engine  # noqa: PLC0415
+    from service.storage import PromptRecord, PromptState  # noqa: PLC0415
 
-    engine = make_engine(settings.log_url)
-    log = PromptLog(engine)
+    log = runtime.prompts
     deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            settled: dict[str, PromptRecord | None] = {e: log.get(e) for _, e in queued}
-            pending = [r for r in settled.values() if r is None or r.state is PromptState.PENDING]
-            if not pending or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-    finally:
-        engine.dispose()
+    while True:
+        settled: dict[str, PromptRecord | None] = {e: log.get(e) for _, e in queued}
+        pending = [r for r in settled.values() if r is None or r.state is PromptState.PENDING]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     all_sent = True
     for name, event_id in queued:
         record = settled[event_id]
