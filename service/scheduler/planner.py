@@ -192,7 +192,6 @@ class Scheduler:
             self._redis.zrem(self._planned_key, couple_id)
             self._redis.hdel(self._digest_key, couple_id)
         fresh = {i: c for i, c in couples.items() if self._couples.get(i) is not c}
-        self._couples = dict(couples)
         ids = list(fresh)
         digests = {i: couple_digest(fresh[i]) for i in ids}
         replanned = []
@@ -204,6 +203,9 @@ class Scheduler:
                     self._replan(fresh[couple_id], now)
                     self._redis.hset(self._digest_key, couple_id, digests[couple_id])
                     replanned.append(couple_id)
+        # Only now: if a Redis or database error stopped us half-way, the next call finds
+        # the same couples fresh again (those already re-planned match their digest).
+        self._couples = dict(couples)
         return replanned
 
     def tick(self, now: datetime, batch: int = 1000) -> Claimed:
