@@ -160,6 +160,7 @@ class SchedulerProcess:
                 self._edited |= set(changed.changed)
             self._removed |= set(changed.removed)
         if not self._unsynced:
+            self._scheduler.mark_synced(self._clock.now())
             return
         couples = self._live.couples
         self._scheduler.set_couples(couples, self._clock.now())

@@ -248,10 +248,10 @@ def test_an_edit_seen_while_the_database_is_away_is_planned_once_it_is_back(
     real = Scheduler._replan
     away = [True]
 
-    def replan(self: Scheduler, couple: Couple, now: object) -> None:
+    def replan(self: Scheduler, couple: Couple, now: object, **kwargs: object) -> None:
         if away[0]:  # a re-plan reads the couple's skips and moves from the database
             raise StorageError("sqlite:///x", "database is locked")
-        real(self, couple, now)  # type: ignore[arg-type]
+        real(self, couple, now, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Scheduler, "_replan", replan)
     # The edit is noticed (the config reports it once) while a re-plan cannot read the
