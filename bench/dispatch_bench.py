@@ -14,6 +14,11 @@ only; every phase starts from FLUSHALL and a fresh AOF):
        an event is when its batch's claim call returned minus when the loop started (every
        event is due then). The longest single script call is reported too: Redis runs one
        script at a time, so it is how long every other client may wait.
+    C'. The running scheduler, measured from the due instant: the real ``SchedulerProcess``
+       loop (``service/scheduler/process.py``, on the wall clock, asleep until the next due
+       instant) with N events added to fire at a wall-clock instant T a moment ahead.
+       Due-to-queue lateness of an event is when its batch's claim returned minus T: the
+       loop's wake-up is counted, unlike in C.
     D. Due-to-sender, for 1, 2 and 4 worker processes: real ``dramatiq workers.main``
        subprocesses (``--threads 4``) running the real ``send_prompt`` actor with the console
        sender writing a JSON-lines outbox, a real config directory and a fresh migrated SQLite
@@ -21,7 +26,7 @@ only; every phase starts from FLUSHALL and a fresh AOF):
        loaded) and idle; then N events are added, claimed at T, and the outbox is tailed.
        Lateness to the sender is when a line was seen in the outbox (polled every 10 ms)
        minus T; ``sent_at`` (the clock read when ``SendPath.handle`` began) is shown beside it.
-       Not counted anywhere: the scheduler's tick interval (up to 1 s in ``hearth run``).
+       The claim here is C's (at T, not woken by the loop); C' measures the loop's part.
     E. A per-send breakdown of the worker's path, in this process, single-threaded: config
        lookup, ``find_send``, SQL claim, partner-state reads, console write, SQL mark_sent;
        with ``--profile``, the whole ``SendPath.handle`` under pyinstrument.
@@ -395,6 +400,66 @@ def ours(r: Redis, work: Workload, n: int, limit: int, default_batch: int) -> tu
         longest_call_s=max(done.calls),
     )
     return add_row, claim_row
+
+
+def running_scheduler(r: Redis, url: str, work: Workload, n: int, tmp: Path) -> Row:
+    """C': the real scheduler loop, asleep until T, claims N events due at T."""
+    from service.runtime import Runtime
+    from service.scheduler.planner import PROMPTS_QUEUE
+    from service.scheduler.process import SchedulerProcess
+    from service.scheduler.store import ScheduleStore
+    from service.settings import Settings
+    from service.storage import migrate
+
+    fresh(r)
+    migrate(f"sqlite:///{tmp / 'loop.sqlite3'}")
+    config = tmp / "no-couples"
+    config.mkdir(exist_ok=True)
+    settings = Settings.model_validate(
+        {
+            "HEARTH_CONFIG_DIR": str(config),
+            "HEARTH_DATA_DIR": str(tmp / "loop"),
+            "REDIS_URL": url,
+            "DATABASE_URL": f"sqlite:///{tmp / 'loop.sqlite3'}",
+        }
+    )
+    returned: list[tuple[float, int]] = []  # (wall clock, enqueued) per claim call
+    real_claim = ScheduleStore.claim_due
+
+    def timed_claim(self: ScheduleStore, now: datetime, limit: int = 1000) -> object:
+        result = real_claim(self, now, limit)
+        if result.enqueued:
+            returned.append((time.time(), result.enqueued))
+        return result
+
+    runtime = Runtime(settings)
+    loop = SchedulerProcess(runtime, refresh=timedelta(seconds=5))
+    loop.step()  # config loaded, nothing due: the loop then sleeps until T
+    # Far enough ahead that adding N events (seconds, phase C) is done well before T.
+    due = datetime.now(UTC) + timedelta(seconds=8)
+    ScheduleStore(r, queue=PROMPTS_QUEUE).add(at_instant(work.events[:n], due))
+    if datetime.now(UTC) > due - timedelta(seconds=1):
+        raise SystemExit("FAIL: adding the events took until their due instant")
+    stop = threading.Event()
+    ScheduleStore.claim_due = timed_claim  # type: ignore[assignment,method-assign]
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 60
+        while r.llen(f"dramatiq:{PROMPTS_QUEUE}") < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        ScheduleStore.claim_due = real_claim  # type: ignore[method-assign]
+        runtime.close()
+    t = due.timestamp()
+    queue = [at - t for at, count in returned for _ in range(count)]
+    if len(queue) != n:
+        raise SystemExit(f"FAIL: the running scheduler queued {len(queue):,} of {n:,}")
+    first = returned[0][0] - t if returned else math.inf
+    return Row(f"C' running scheduler, from the due instant (first batch {first:.3f} s)",
+               n, max(queue), queue)  # fmt: skip
 
 
 # --- D: due to sender ------------------------------------------------------------------------
@@ -1036,6 +1101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if limit == plan.default_batch:
                 rows.append(add_row)
             rows.append(claims[limit])
+        rows.append(running_scheduler(client, url, work, n, tmp))
         runs: list[SenderRun] = []
         parts: Breakdown | None = None
         if not args.skip_sender:

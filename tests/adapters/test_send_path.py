@@ -18,12 +18,22 @@ from service.domain.deadlines import Grace
 from service.domain.sends import PlannedSend, planned_sends
 from service.senders import (
     ConsoleSender,
+    Lookup,
     Outgoing,
     PermanentDeliveryError,
     RetryableDeliveryError,
+    SentBefore,
 )
 from service.sending import Outcome, SendPath, SendRequest
-from service.storage import PartnerStates, PromptLog, PromptState, make_engine, migrate
+from service.storage import (
+    PartnerStates,
+    Prompt,
+    PromptLog,
+    PromptState,
+    StorageError,
+    make_engine,
+    migrate,
+)
 from tests.databases import BACKENDS, database
 from tests.domain.builders import couple
 
@@ -259,3 +269,87 @@ def test_carrier_opt_out_fails_the_send_and_stops_later_ones(world: World) -> No
     world.clock.set(alex[1].at)
     assert path.handle(_request(alex[1])).outcome is Outcome.MISSED
     assert sender.accepted == 0
+
+
+class _FlakyLog:
+    """The prompt log with ``mark_sent`` failing as a database that went away would."""
+
+    def __init__(self, log: PromptLog, failures: int) -> None:
+        self._log, self.failures = log, failures
+        self.lease = log.lease
+
+    def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("sqlite:///x", "database is locked")
+        return self._log.mark_sent(event_id, provider_id, now)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._log, name)
+
+
+def test_a_failed_recording_is_retried_never_the_send(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    world.clock.set(send.at)
+    sender = ConsoleSender(world.outbox, io.StringIO())
+    flaky = _FlakyLog(world.prompts, failures=2)
+    path = SendPath(world.couples, flaky, world.partners, sender, world.clock,  # type: ignore[arg-type]
+                    record_retries_s=(0, 0, 0))  # fmt: skip
+    assert path.handle(_request(send)).outcome is Outcome.SENT
+    assert [x["event_id"] for x in world.sent()] == [send.event_id]
+
+
+def test_a_recording_that_keeps_failing_is_finished_without_a_second_text(world: World) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    alex, sam = _first_send(c, "alex"), _first_send(c, "sam")
+    world.clock.set(alex.at)
+    sender = ConsoleSender(world.outbox, io.StringIO())
+    flaky = _FlakyLog(world.prompts, failures=4)
+    path = SendPath(world.couples, flaky, world.partners, sender, world.clock,  # type: ignore[arg-type]
+                    record_retries_s=(0,))  # fmt: skip
+    # The database stays away: the text went out, its recording did not.
+    for send in (alex, sam):
+        with pytest.raises(StorageError):
+            path.handle(_request(send))
+    assert [x["event_id"] for x in world.sent()] == [alex.event_id, sam.event_id]
+    # The message's retry in the same worker records the provider id it kept.
+    retried = path.handle(_request(alex))
+    assert (retried.outcome, retried.detail) == (Outcome.SENT, "recorded on a retry")
+    # That worker died; another takes Sam's claim over after the lease: the outbox says it
+    # went out, so it is recorded with that text's id, not sent again.
+    world.clock.advance(world.prompts.lease + timedelta(seconds=1))
+    other = SendPath(world.couples, world.prompts, world.partners, sender, world.clock)
+    result = other.handle(_request(sam))
+    assert (result.outcome, result.detail) == (Outcome.SENT, "sent by an earlier attempt")
+    assert [x["event_id"] for x in world.sent()] == [alex.event_id, sam.event_id]
+    record = world.prompts.get(sam.event_id)
+    assert record is not None
+    assert record.state is PromptState.SENT
+    assert record.provider_id == world.sent()[1]["id"]
+
+
+def test_a_take_over_with_a_provider_that_cannot_be_asked_is_unknown_not_resent(
+    world: World,
+) -> None:
+    c = couple({"kind": "check_in"})
+    world.couples.by_id[c.id] = c
+    send = _first_send(c)
+    world.clock.set(send.at)
+    world.prompts.claim(Prompt.from_planned(send), world.clock.now())  # then the worker died
+
+    class Unaskable(FlakySender):
+        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+            return Lookup.UNKNOWN
+
+    sender = Unaskable(RetryableDeliveryError("never", 1), failures=0)
+    path = SendPath(world.couples, world.prompts, world.partners, sender, world.clock)
+    world.clock.advance(world.prompts.lease + timedelta(seconds=1))
+    assert path.handle(_request(send)).outcome is Outcome.UNKNOWN
+    assert sender.accepted == 0
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert record.state is PromptState.UNKNOWN
+    assert path.handle(_request(send)).outcome is Outcome.DONE_BEFORE
