@@ -249,6 +249,13 @@ class RefreshingCouples:
         self._maybe_refresh()
         return self.live.by_phone(phone)
 
+    def refresh_now(self) -> None:
+        """Read the directory now, waiting for a refresh another thread has begun: for a
+        decision that must not rest on a version older than the scheduler's."""
+        with self._refreshing:
+            self.live.refresh()
+            self._checked = time.monotonic()
+
     def _maybe_refresh(self) -> None:
         if time.monotonic() - self._checked < self._every_s:
             return

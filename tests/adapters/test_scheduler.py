@@ -387,3 +387,27 @@ def test_missed_ids_stay_in_redis_until_they_are_recorded(redis: Redis) -> None:
     assert scheduler.tick(back).missed == waiting
     assert sorted(recorded) == sorted(waiting)
     assert store.missed() == []
+
+
+def test_texts_an_edit_added_during_downtime_are_claimed_late_not_skipped(redis: Redis) -> None:
+    before = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    after = couple(
+        {"kind": "check_in", "schedule": "every day at 21:00"},
+        {"kind": "gratitude", "schedule": "every day at 20:00"},
+    )
+    first = _scheduler(redis)
+    down = utc(2026, 11, 25, 23, 30)  # 18:30 in New York: plans in step with the file
+    first.set_couples({before.id: before}, down)
+    first.tick(down)
+    # Everything is down from 18:30 to 20:30 New York; the gratitude ritual (20:00) is
+    # added meanwhile. The restarted scheduler claims its 20:00 texts, 30 minutes late.
+    back = utc(2026, 11, 26, 1, 30)
+    second = _scheduler(redis)
+    second.set_couples({after.id: after}, back)
+    claimed = second.tick(back)
+    queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+    assert {e for e in queued if "/gratitude/" in e} == {
+        "alex-sam/gratitude/20261125T2000/alex/prompt/alex",
+        "alex-sam/gratitude/20261125T2000/sam/prompt/sam",
+    }
+    assert claimed.missed == []
