@@ -29,6 +29,7 @@ from service.domain.sends import PlannedSend, find_send, planned_sends
 from service.domain.summaries import summary_at
 from service.domain.wallclock import resolve, zone
 from service.inbound import FEED_RENDER, WEEK_ENDED
+from service.scheduler.replans import ReplanQueue
 from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ __all__ = [
     "later_event_message",
     "later_events",
     "message_kwargs",
-    "replan_key",
     "scheduled_event",
     "scheduled_events",
 ]
@@ -172,7 +172,7 @@ class Scheduler:
         self._planned_key = f"{namespace}:planned_until"
         self._digest_key = f"{namespace}:plan-digest"
         self._synced_key = f"{namespace}:plan-synced-at"
-        self._replan_key = replan_key(namespace)
+        self._replans = ReplanQueue(redis, namespace)
         self._changes = changes or (lambda _: NO_CHANGES)
         self._on_missed = on_missed
         self._couples: dict[str, Couple] = {}
@@ -276,14 +276,14 @@ class Scheduler:
         return sends + later_events(couple, start, end, self._grace)
 
     def _replan_changed(self, now: datetime) -> None:
-        """Re-plan couples whose occurrences partners changed (SKIP, MOVE): ``FollowUps``
-        adds them to a set; each is removed only after its re-plan, so none is lost."""
-        waiting = cast("set[bytes]", self._redis.smembers(self._replan_key))
-        for raw in waiting:
-            couple = self._couples.get(raw.decode())
+        """Re-plan couples whose occurrences partners changed (SKIP, MOVE), from the reply
+        that changed them: ``FollowUps`` queues them (``ReplanQueue``); each is forgotten
+        only after its re-plan, and only if no change came meanwhile, so none is lost."""
+        for waiting in self._replans.waiting(now):
+            couple = self._couples.get(waiting.couple)
             if couple is not None:
-                self._replan(couple, now)
-            self._redis.srem(self._replan_key, raw)
+                self._replan(couple, now, edited_since=waiting.since)
+            self._replans.done(waiting)
 
     def _replan(
         self, couple: Couple, now: datetime, *, edited_since: datetime | None = None
@@ -335,11 +335,6 @@ class Scheduler:
         self._store.add(self._events(couple, start, end), now)
         # GT: two schedulers topping up at once never move the mark backwards.
         self._redis.zadd(self._planned_key, {couple.id: _ms(end)}, gt=True)
-
-
-def replan_key(namespace: str = "hearth") -> str:
-    """The Redis set of couples waiting to be re-planned after their occurrences changed."""
-    return f"{namespace}:replan"
 
 
 def scheduled_event(send: PlannedSend, grace: Grace = Grace()) -> ScheduledEvent:
