@@ -381,11 +381,12 @@ class ReplyHandler:
     def _confirm(self, record: ReplyRecord) -> None:
         """Text the confirmation once: claimed in the prompt log like any send
         (``reply/<sid>``), so a second handler beside a slow first one sends nothing, and a
-        handler that died mid-send is reconciled with the provider's record, not repeated."""
+        handler that died mid-send is reconciled with the provider's record, not repeated.
+        A partner who opted out meanwhile gets nothing: the claim is recorded missed."""
         now = self._clock.now()
         text = record.confirmation
         to = record.raw.get("From", "")
-        if not text or not to or self._silenced(record):
+        if not text or not to:
             self._replies.confirm(record.message_sid, None, now)
             return
         event_id = str(ConfirmationId(record.message_sid))
@@ -412,6 +413,12 @@ class ReplyHandler:
         result = None
         if claim is Claim.TAKEN_OVER:
             result = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
+        if result is None and self._silenced(record):
+            # Claimed first, so that a claim a dead handler left (before the partner opted
+            # out) is settled too, not left pending for ever.
+            self._prompts.mark_missed(event_id, "the partner opted out", now)
+            self._replies.confirm(record.message_sid, None, now)
+            return
         if result is None:
             result = deliver(outgoing, self._sender, self._prompts, self._partners,
                              self._clock, now)  # fmt: skip

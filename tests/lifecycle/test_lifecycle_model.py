@@ -42,7 +42,8 @@ Known open findings are listed in ``ALLOWANCES``; each has an ``xfail(strict=Tru
 ``test_regressions.py`` and goes when the lead decides.
 
 Runs: CI runs ``HEARTH_LIFECYCLE_EXAMPLES`` examples (default 25) of
-``HEARTH_LIFECYCLE_STEPS`` steps (default 30). By hand, many more::
+``HEARTH_LIFECYCLE_STEPS`` steps (default 30); ``HEARTH_LIFECYCLE_SHRINK=0`` reports a
+failure as found instead of shrinking it (which can take minutes). By hand, many more::
 
     HEARTH_LIFECYCLE_EXAMPLES=400 HEARTH_LIFECYCLE_STEPS=60 \\
         .venv/bin/pytest tests/lifecycle/test_lifecycle_model.py
@@ -70,7 +71,7 @@ import pytest
 from dramatiq import Actor, Message
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.common import compute_backoff, q_name
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -125,6 +126,8 @@ from workers.retries import transient
 
 EXAMPLES = int(os.environ.get("HEARTH_LIFECYCLE_EXAMPLES", "25"))
 STEPS = int(os.environ.get("HEARTH_LIFECYCLE_STEPS", "30"))
+# 0: report failures as found, unshrunk (shrinking a long run can take many minutes).
+SHRINK = os.environ.get("HEARTH_LIFECYCLE_SHRINK", "1") != "0"
 
 # A Tuesday morning in Sydney; London goes to summer time on 29 March, Sydney leaves it on
 # 5 April, both inside the window.
@@ -1056,10 +1059,15 @@ class LifecycleMachine(RuleBasedStateMachine):
         model.sent[event_id] = line
         sent_at = datetime.fromisoformat(line["sent_at"])
         couple_id, person = next((c, p) for c, p in PEOPLE if p.phone == line["to"])
+        parsed = parse_event_id(event_id)
+        if couple_id not in model.good:
+            # No process ever read a good version of the file: Hearth does not know the
+            # number, and only answers it (that it does not know it).
+            assert isinstance(parsed, ConfirmationId), f"{event_id}: to an unknown couple"
+            return
         couple = model.good[couple_id]
         partner = couple.partner(person.key)
         state = model.state(couple_id, person.key)
-        parsed = parse_event_id(event_id)
         if isinstance(parsed, ConfirmationId):
             info = model.replies.get(parsed.message_sid)
             assert info is not None, f"{event_id}: a confirmation of no reply"
@@ -1204,7 +1212,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         reason = row.error or ""
         parsed = parse_event_id(event_id)
         if isinstance(parsed, ConfirmationId):
-            raise AssertionError(f"{event_id}: a confirmation recorded missed ({reason})")
+            info = model.replies[parsed.message_sid]
+            states = model.states_at(info.couple, info.partner, at)
+            assert reason == "the partner opted out", f"{event_id}: missed because {reason!r}"
+            assert any(s.opted_out for s in states), f"{event_id}: missed, not opted out"
+            return
         assert isinstance(parsed, SendId)
         c, p = parsed.couple, parsed.partner
         states = model.states_at(c, p, at)
@@ -1305,5 +1317,6 @@ def test_lifecycle_against_the_model(env: Env) -> None:
             stateful_step_count=STEPS,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+            phases=[p for p in Phase if SHRINK or p is not Phase.shrink],
         ),
     )

@@ -15,14 +15,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dramatiq.brokers.redis import RedisBroker
+from redis import Redis
 from sqlalchemy import Engine
 
 from service.domain.clock import ManualClock
-from service.domain.couples import Couple
+from service.domain.couples import Couple, Partner
 from service.domain.sends import planned_sends
+from service.replying import ReplyHandler
+from service.scheduler.follow_ups import ScheduleFollowUps
+from service.scheduler.planner import PROMPTS_QUEUE
+from service.scheduler.process import Reconciler
+from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
 from service.sending import Outcome, SendPath, SendRequest
-from service.storage import PartnerStates, Prompt, PromptLog, make_engine, migrate
+from service.storage import (
+    AnswerLog,
+    PartnerStates,
+    Prompt,
+    PromptLog,
+    PromptState,
+    ReplyLog,
+    ReplyState,
+    make_engine,
+    migrate,
+)
 from tests.domain.builders import couple
 
 LEASE = timedelta(minutes=2)
@@ -34,6 +51,9 @@ class Couples:
 
     def get(self, couple_id: str) -> Couple | None:
         return self.by_id.get(couple_id)
+
+    def by_phone(self, phone: str) -> list[tuple[Couple, Partner]]:
+        return [(c, p) for c in self.by_id.values() for p in c.partners if p.phone == phone]
 
 
 @pytest.fixture
@@ -77,3 +97,45 @@ def test_a_redelivery_at_the_very_end_of_the_lease_is_not_told_to_retry_at_once(
     clock.set(result.retry_at)
     assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.SENT
     assert [line["event_id"] for line in _outbox(outbox)] == [send.event_id]
+
+
+def test_a_confirmation_claimed_by_a_dead_worker_is_settled_when_its_partner_opted_out_since(
+    engine: Engine, tmp_path: Path, redis_client: Redis
+) -> None:
+    """Alex texted HELP; the worker claimed the confirmation (``reply/<sid>``) and died
+    before texting it. Alex then texted STOP. When the HELP reply came round again, the
+    handler saw Alex opted out and recorded the reply confirmed with nothing to send, but
+    left the claim pending: for ever, and the reconciler re-queued it every lease, for ever
+    (the model's finale found ``reply/<sid>`` still pending)."""
+    c = couple({"kind": "check_in"})
+    alex = c.partners[0].phone
+    clock = ManualClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    prompts = PromptLog(engine, lease=LEASE)
+    replies = ReplyLog(engine)
+    outbox = tmp_path / "outbox.jsonl"
+    handler = ReplyHandler(
+        Couples({c.id: c}), replies, AnswerLog(engine), prompts, PartnerStates(engine),
+        ConsoleSender(outbox, io.StringIO()), clock,
+        ScheduleFollowUps(redis_client, ScheduleStore(redis_client, queue=PROMPTS_QUEUE)),
+    )  # fmt: skip
+    help_sid, stop_sid = "SM" + "1" * 32, "SM" + "2" * 32
+    replies.store(help_sid, {"MessageSid": help_sid, "From": alex, "Body": "HELP"}, clock.now())
+    # The worker that died: it had claimed the confirmation when it went.
+    confirmation = Prompt(f"reply/{help_sid}", "", c.id, "", "alex", "confirmation", clock.now())
+    assert prompts.claim(confirmation, clock.now())
+    handler.handle(help_sid)  # its redelivery, within the lease: another holds the claim
+    clock.advance(timedelta(seconds=30))
+    replies.store(stop_sid, {"MessageSid": stop_sid, "From": alex, "Body": "STOP"}, clock.now())
+    handler.handle(stop_sid)
+    clock.advance(LEASE + timedelta(seconds=1))
+    handler.handle(help_sid)  # the reconciler re-queued it
+    record = replies.get(help_sid)
+    assert record is not None
+    assert record.state is ReplyState.CONFIRMED
+    row = prompts.get(f"reply/{help_sid}")
+    assert row is not None
+    assert row.state is not PromptState.PENDING, "the dead worker's claim is left pending"
+    broker = RedisBroker(client=redis_client)  # type: ignore[no-untyped-call]
+    reconciler = Reconciler(prompts, replies, broker, redis_client, clock)
+    assert reconciler.requeue_stale_sends(clock.now() + 10 * LEASE) == 0
+    assert [line["event_id"] for line in _outbox(outbox)] == [f"reply/{stop_sid}"]
