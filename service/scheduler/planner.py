@@ -185,14 +185,15 @@ class Scheduler:
 
         Removed couples lose their future events (due ones stay, and the send path records
         them); couples whose description differs from the one their plan came from (or
-        that were never planned) are re-planned now, by a diff that loses nothing.
+        that were never planned) are re-planned now, by a diff that loses nothing. The set
+        is taken only once all of that is done: after a Redis or database error, the next
+        call (with the same couples) does the rest.
         """
         for couple_id in sorted(set(self._couples) - set(couples)):
             self._store.drop_couple(couple_id, after=now)
             self._redis.zrem(self._planned_key, couple_id)
             self._redis.hdel(self._digest_key, couple_id)
         fresh = {i: c for i, c in couples.items() if self._couples.get(i) is not c}
-        self._couples = dict(couples)
         ids = list(fresh)
         digests = {i: couple_digest(fresh[i]) for i in ids}
         replanned = []
@@ -204,6 +205,7 @@ class Scheduler:
                     self._replan(fresh[couple_id], now)
                     self._redis.hset(self._digest_key, couple_id, digests[couple_id])
                     replanned.append(couple_id)
+        self._couples = dict(couples)
         return replanned
 
     def tick(self, now: datetime, batch: int = 1000) -> Claimed:

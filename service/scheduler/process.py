@@ -107,6 +107,8 @@ class SchedulerProcess:
             runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis, self._clock
         )
         self._loaded = False  # couples handed to the scheduler since the start
+        self._handing = False  # a hand-over of the couples failed: the next pass retries it
+        self._removed: list[str] = []  # couples removed since the last hand-over that worked
         self._refreshed_at = float("-inf")
         self._swept_at = float("-inf")
 
@@ -151,15 +153,24 @@ class SchedulerProcess:
 
     def _refresh_config(self) -> None:
         changed = self._live.refresh()
-        if changed.any or not self._loaded:
+        if changed.any or not self._loaded or self._handing:
+            # Until it is all done: a Redis or database error on the way must not leave an
+            # edit (already consumed from disk) unplanned, so the next pass tries again.
+            retry, self._handing = self._handing, True
+            self._removed += changed.removed
             couples = self._live.couples
             self._scheduler.set_couples(couples, self._clock.now())
             # ritual.changed: republish the feeds of couples whose file changed since their
-            # feeds were last queued (at start: since before the restart).
-            edited = couples if not self._loaded else {c: couples[c] for c in changed.changed}
-            for couple_id in _feeds_to_render(self._runtime.redis, edited, changed.removed):
+            # feeds were last queued (at start, or after a failed pass: since before then).
+            edited = (
+                couples if retry or not self._loaded else {c: couples[c] for c in changed.changed}
+            )
+            removed = [c for c in self._removed if c not in couples]
+            for couple_id in _feeds_to_render(self._runtime.redis, edited, removed):
                 enqueue_feed_render(self._runtime.broker, couple_id)
             self._loaded = True
+            self._handing = False
+            self._removed = []
         self._refreshed_at = time.monotonic()
 
     def _until_next(self) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,14 @@ from service.domain.clock import ManualClock
 from service.domain.couples import Couple, Partner
 from service.domain.sends import planned_sends
 from service.replying import ReplyHandler
+from service.runtime import Runtime
 from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import PROMPTS_QUEUE
-from service.scheduler.process import Reconciler
+from service.scheduler.process import Reconciler, SchedulerProcess
 from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
 from service.sending import Outcome, SendPath, SendRequest
+from service.settings import load_settings
 from service.storage import (
     AnswerLog,
     PartnerStates,
@@ -37,9 +40,11 @@ from service.storage import (
     PromptState,
     ReplyLog,
     ReplyState,
+    StorageError,
     make_engine,
     migrate,
 )
+from tests.couple_texts import VALID
 from tests.domain.builders import couple
 
 LEASE = timedelta(minutes=2)
@@ -139,3 +144,79 @@ def test_a_confirmation_claimed_by_a_dead_worker_is_settled_when_its_partner_opt
     reconciler = Reconciler(prompts, replies, broker, redis_client, clock)
     assert reconciler.requeue_stale_sends(clock.now() + 10 * LEASE) == 0
     assert [line["event_id"] for line in _outbox(outbox)] == [f"reply/{stop_sid}"]
+
+
+@pytest.fixture
+def scheduled(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SchedulerProcess, Runtime, Path, set[str]]]:
+    """A scheduler over two couple files (a check-in every day at 21:00 Berlin each) whose
+    database read of a couple's changes fails once for each couple put in the set."""
+    config = tmp_path / "couples"
+    config.mkdir()
+    for name in ("a", "b"):
+        _write(config / f"{name}.yaml", VALID)
+    database = f"sqlite:///{tmp_path / 'hearth.sqlite3'}"
+    migrate(database)
+    for name, value in {"HEARTH_CONFIG_DIR": str(config), "HEARTH_DATA_DIR": str(tmp_path),
+                        "REDIS_URL": redis_url, "DATABASE_URL": database}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    failing: set[str] = set()
+    changes = AnswerLog.changes
+
+    def failing_changes(self: AnswerLog, couple_id: str) -> dict[str, object]:
+        if couple_id in failing:
+            failing.discard(couple_id)
+            raise StorageError(database, "injected: the database is away")
+        return changes(self, couple_id)  # type: ignore[return-value]
+
+    monkeypatch.setattr(AnswerLog, "changes", failing_changes)
+    runtime = Runtime(load_settings(), clock=ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC)))
+    process = SchedulerProcess(runtime, refresh=timedelta(0), sweep_every=timedelta(hours=1))
+    yield process, runtime, config, failing
+    runtime.close()
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    stamp = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(stamp, stamp))
+
+
+def _planned_times(runtime: Runtime, couple_id: str) -> set[str]:
+    """The local times of the couple's pending check-ins (``2100``)."""
+    store = runtime.schedule_store()
+    return {event_id.split("/")[2][-4:] for event_id, _ in store.pending(couple_id)
+            if "/check_in/" in event_id}  # fmt: skip
+
+
+def test_a_couple_whose_first_plan_failed_is_planned_on_the_next_pass(
+    scheduled: tuple[SchedulerProcess, Runtime, Path, set[str]],
+) -> None:
+    """The scheduler's first pass planned couple a, then the database failed while it planned
+    b. The pass failed, as it should, but the scheduler had already taken b as planned: the
+    next passes planned nothing for b, and b's texts were silently never sent (the model:
+    ``alex-sam/check_in/…/prompt/alex`` due, no row, nothing in the outbox)."""
+    process, runtime, _, failing = scheduled
+    failing.add("b")
+    with pytest.raises(StorageError):
+        process.step()
+    process.step()
+    assert _planned_times(runtime, "a") == {"2100"}
+    assert _planned_times(runtime, "b") == {"2100"}, "b is never planned"
+
+
+def test_an_edit_whose_replan_failed_is_replanned_on_the_next_pass(
+    scheduled: tuple[SchedulerProcess, Runtime, Path, set[str]],
+) -> None:
+    """The same after an edit: the pass that saw b's file changed failed while re-planning
+    it; the next pass found nothing new on disk and never re-planned b, so b's old texts
+    kept going out (each then recorded missed by the send path) and its new ones never did."""
+    process, runtime, config, failing = scheduled
+    process.step()
+    _write(config / "b.yaml", VALID.replace("at 21:00", "at 20:00"))
+    failing.add("b")
+    with pytest.raises(StorageError):
+        process.step()
+    process.step()
+    assert _planned_times(runtime, "b") == {"2000"}, "b's edit is never planned"
