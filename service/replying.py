@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.domain import confirmations as say
 from service.domain.completions import Mark, is_complete, streak, streak_phrase
+from service.domain.deadlines import Grace
 from service.domain.events import ConfirmationId, Purpose
 from service.domain.kinds import KIND_DEFAULTS, Completion
 from service.domain.occurrences import Occurrence, find_occurrence, ritual_occurrences
@@ -140,6 +141,7 @@ class ReplyHandler:
         follow_ups: FollowUps,
         *,
         keyword_replies: bool = True,
+        grace: Grace = Grace(),
     ) -> None:
         self._couples = couples
         self._replies = replies
@@ -152,6 +154,7 @@ class ReplyHandler:
         # False when the provider answers STOP/START/HELP itself (Twilio's Advanced Opt-Out
         # does by default): a second answer from us would only confuse.
         self._keyword_replies = keyword_replies
+        self._grace = grace
 
     def handle(self, message_sid: str) -> ReplyRecord | None:
         """Handle the stored reply once; ``RetryableDeliveryError`` propagates for a retry."""
@@ -385,11 +388,14 @@ class ReplyHandler:
     def _confirm(self, record: ReplyRecord) -> None:
         """Text the confirmation once: claimed in the prompt log like any send
         (``reply/<sid>``), so a second handler beside a slow first one sends nothing, and a
-        handler that died mid-send is reconciled with the provider's record, not repeated."""
+        handler that died mid-send is reconciled with the provider's record, not repeated.
+        It answers the partner's own text, so it is not held for quiet hours; handled later
+        than ``Grace.confirmation`` after the reply came, it is recorded missed instead.
+        A partner who opted out meanwhile gets nothing: the claim is recorded missed."""
         now = self._clock.now()
         text = record.confirmation
         to = record.raw.get("From", "")
-        if not text or not to or self._silenced(record):
+        if not text or not to:
             self._replies.confirm(record.message_sid, None, now)
             return
         event_id = str(ConfirmationId(record.message_sid))
@@ -416,6 +422,21 @@ class ReplyHandler:
         result = None
         if claim is Claim.TAKEN_OVER:
             result = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
+        late = record.received_at + self._grace.confirmation
+        reason = None
+        if result is None and self._silenced(record):
+            # Claimed first, so that a claim a dead handler left (before the partner opted
+            # out) is settled too, not left pending for ever.
+            reason = "the partner opted out"
+        elif result is None and now > late:
+            # An answer is due while the partner is still in the conversation (which is
+            # also why it may go out in their quiet hours: they just texted). Hours later,
+            # say at night after an outage, it would be a stray text.
+            reason = f"too late to answer: the reply came at {record.received_at:%H:%M} UTC"
+        if reason is not None:
+            self._prompts.mark_missed(event_id, reason, now)
+            self._replies.confirm(record.message_sid, None, now)
+            return
         if result is None:
             result = deliver(outgoing, self._sender, self._prompts, self._partners,
                              self._clock, now)  # fmt: skip

@@ -194,6 +194,7 @@ class Runtime:
             self.clock,
             ScheduleFollowUps(self.redis, self.schedule_store(), self.grace, republish=republish),
             keyword_replies=self.settings.hearth_answers_keywords,
+            grace=self.grace,
         )
 
     def feed_publisher(self) -> FeedPublisher:

@@ -358,7 +358,7 @@ class SendPath:
             return SendResult(
                 Outcome.BUSY,
                 "another worker holds the claim",
-                retry_at=claimed + self._prompts.lease,
+                retry_at=self._prompts.takeover_at(claimed),
             )
         state = record.state.value if record else "unknown"
         return SendResult(Outcome.DONE_BEFORE, f"already {state}")

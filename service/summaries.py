@@ -97,7 +97,7 @@ class WeeklySummaries:
             if record is not None and record.state is PromptState.PENDING:
                 held_since = record.claimed_at or now
                 return SendResult(Outcome.BUSY, "another worker holds the claim",
-                                  retry_at=held_since + self._prompts.lease)  # fmt: skip
+                                  retry_at=self._prompts.takeover_at(held_since))  # fmt: skip
             return SendResult(Outcome.DONE_BEFORE)
         if claim is Claim.TAKEN_OVER:
             settled = reconcile_taken_over(outgoing, self._sender, self._prompts, now)

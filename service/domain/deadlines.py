@@ -8,6 +8,9 @@ recorded missed, never sent.
     prompt, snooze, fire   at + grace.prompt (a snooze or fire may well come after the start)
     reminder               at + grace.reminder, and never once the occurrence has started
     summary                at + grace.summary
+    confirmation           the reply's arrival + grace.confirmation: an answer to the
+                           partner's own text (not held for quiet hours, as they just wrote);
+                           later than that it would be a stray text, so it is recorded missed
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Grace:
     prompt: timedelta = timedelta(hours=2)
     reminder: timedelta = timedelta(hours=2)
     summary: timedelta = timedelta(hours=12)
+    confirmation: timedelta = timedelta(minutes=30)
 
 
 def deadline(purpose: Purpose, at: datetime, starts: datetime, grace: Grace) -> datetime:

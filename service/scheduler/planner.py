@@ -57,6 +57,8 @@ PROMPTS_QUEUE = "prompts"
 FEED_REFRESH_AT = time(3, 0)
 # A tick tops up at most this many couples, so one tick stays short when many run short.
 TOP_UP_BATCH = 500
+# How far back past the catch-up an outage's texts are still recorded missed.
+MISS_BACK = timedelta(days=30)
 
 
 def scheduled_events(
@@ -269,6 +271,7 @@ class Scheduler:
             if couple is None:
                 continue  # another scheduler's couple, or one removed: that one tops it up
             since = datetime.fromtimestamp(score / 1000, UTC)
+            self._miss_beyond_catch_up(couple, since, now)
             self._plan(couple, max(since, now - self._catch_up), now)
 
     def _events(self, couple: Couple, start: datetime, end: datetime) -> list[ScheduledEvent]:
@@ -301,6 +304,7 @@ class Scheduler:
         score = self._redis.zscore(self._planned_key, couple.id)
         since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
         start = min(since, now, edited_since or now)
+        self._miss_beyond_catch_up(couple, start, now)
         start = max(start, now - self._catch_up)
         until = now + self._horizon
         events = self._events(couple, start, until)
@@ -315,6 +319,22 @@ class Scheduler:
         self._store.add(events, now)
         # Not GT: the plan now reaches exactly ``until``; a top-up extends it from there.
         self._redis.zadd(self._planned_key, {couple.id: _ms(until)})
+
+    def _miss_beyond_catch_up(self, couple: Couple, since: datetime, now: datetime) -> None:
+        """After an outage longer than the catch-up, the texts that fell due before it
+        reaches back are not planned (they could only be missed), but still recorded missed:
+        nothing is lost without a record. At most ``MISS_BACK`` of them, for cost."""
+        end = now - self._catch_up
+        start = max(since, end - MISS_BACK)
+        if start >= end:
+            return
+        texts = [
+            e.event_id
+            for e in self._events(couple, start, end)
+            if isinstance(parse_event_id(e.event_id), SendId)
+        ]
+        if texts:
+            self._store.miss(texts, now)
 
     @staticmethod
     def _still_stands(couple: Couple, event_id: str, changes: Changes) -> bool:

@@ -82,6 +82,7 @@ class ScheduleStore:
         self._add = redis.register_script(_ADD)
         self._claim = redis.register_script(_CLAIM)
         self._drop = redis.register_script(_DROP)
+        self._miss = redis.register_script(_MISS)
 
     def add(self, events: Iterable[ScheduledEvent], now: datetime | None = None) -> int:
         """Schedule events (idempotent per event id); returns how many were new or moved.
@@ -118,6 +119,16 @@ class ScheduleStore:
         )
         enqueued, missed = result
         return Claimed(int(enqueued), [m.decode() if isinstance(m, bytes) else m for m in missed])
+
+    def miss(self, event_ids: Sequence[str], now: datetime) -> int:
+        """Record events that will never be claimed (they fell due before the scheduler's
+        catch-up reaches back) as missed: listed in ``{ns}:missed`` and marked fired, unless
+        fired already; returns how many were new."""
+        total = 0
+        for first in range(0, len(event_ids), 1000):
+            chunk = list(event_ids[first : first + 1000])
+            total += int(self._miss(keys=[self._ns], args=[_ms(now), *chunk]))
+        return total
 
     def drop_couple(
         self, couple: str, keep: Sequence[str] = (), *, after: datetime | None = None
@@ -302,4 +313,18 @@ for _, id in ipairs(redis.call('zrange', index, 0, -1)) do
     end
 end
 return removed
+"""
+
+# KEYS[1] = namespace; ARGV = now ms, then event ids
+_MISS = """
+local ns = KEYS[1]
+local missed = 0
+for i = 2, #ARGV do
+    if not redis.call('zscore', ns .. ':fired', ARGV[i]) then
+        redis.call('zadd', ns .. ':fired', ARGV[1], ARGV[i])
+        redis.call('rpush', ns .. ':missed', ARGV[i])
+        missed = missed + 1
+    end
+end
+return missed
 """

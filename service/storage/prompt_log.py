@@ -48,6 +48,9 @@ from service.storage.models import PromptRow, PromptState
 __all__ = ["DEFAULT_LEASE", "Claim", "Prompt", "PromptLog", "PromptRecord"]
 
 DEFAULT_LEASE = timedelta(minutes=5)
+# A claim exactly as old as the lease is still its worker's; one this much older is not.
+# Whole milliseconds, as Dramatiq counts a retry's delay.
+PAST_THE_LEASE = timedelta(milliseconds=1)
 ERROR_MAX_CHARS = 2000
 # +15551234567, +44 20 7946 0958, (555) 123-4567 spelled as a bare run of digits, …
 _PHONE_NUMBER = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<!\d)\d{7,15}(?!\d)")
@@ -156,6 +159,12 @@ class PromptLog:
                 if taken.rowcount == 1:
                     return outcome
             return Claim.NOT_CLAIMED
+
+    def takeover_at(self, claimed_at: datetime) -> datetime:
+        """The first instant a claim taken at ``claimed_at`` may be taken over: when a send
+        answered busy tries again (not at the lease's very end, which is still the holder's
+        and would answer busy again, at once)."""
+        return claimed_at + self.lease + PAST_THE_LEASE
 
     def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
         """Record that the provider accepted the pending send; False if it was not pending."""
