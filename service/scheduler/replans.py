@@ -37,6 +37,7 @@ class ReplanQueue:
         self._rev = f"{namespace}:replan-rev"
         self._legacy = f"{namespace}:replan"  # a plain set, before the instant was kept
         self._done = redis.register_script(_DONE)
+        self._legacy_read = False
 
     def add(self, couple: str, since: datetime) -> None:
         """``couple`` waits for a re-plan covering texts from ``since`` on (idempotent)."""
@@ -47,9 +48,11 @@ class ReplanQueue:
 
     def waiting(self, now: datetime) -> list[Waiting]:
         """Every couple waiting, with the instant its re-plan starts from."""
-        for raw in cast("set[bytes]", self._redis.smembers(self._legacy)):
-            self.add(raw.decode(), now)
-            self._redis.srem(self._legacy, raw)
+        if not self._legacy_read:  # once per process: what an older version left waiting
+            for raw in cast("set[bytes]", self._redis.smembers(self._legacy)):
+                self.add(raw.decode(), now)
+                self._redis.srem(self._legacy, raw)
+            self._legacy_read = True
         rows = cast("list[tuple[bytes, float]]", self._redis.zrange(self._since, 0, -1,
                                                                     withscores=True))  # fmt: skip
         if not rows:
