@@ -339,14 +339,19 @@ class Faults:
     active: tuple[FaultKind, int] | None = None
     calls: int = 0
     fired: bool = False
+    depth: int = 0  # a step may hold smaller ones (a scheduler pass and a drain)
 
     @contextmanager
     def step(self) -> Iterator[None]:
-        self.active, self.armed, self.calls, self.fired = self.armed, None, 0, False
+        if self.depth == 0:
+            self.active, self.armed, self.calls, self.fired = self.armed, None, 0, False
+        self.depth += 1
         try:
             yield
         finally:
-            self.active = None
+            self.depth -= 1
+            if self.depth == 0:
+                self.active = None
 
     def hit(self, kind: FaultKind) -> None:
         if self.active is None or self.active[0] is not kind:
@@ -799,8 +804,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.model.wrote(spec.id, spec.pool[:2])
         self.worker = SimWorker(env.redis, self.clock)
         self._worker_born()
-        self.process = SchedulerProcess(self._runtime(), refresh=timedelta(0),
-                                        sweep_every=timedelta(0))  # fmt: skip
+        self.processes = [self._scheduler(), self._scheduler()]
+        self.turn = 0
         self.sid = 0
         self._seen: set[str] = set()  # what this example exercised (STATISTICS)
         self.done = False  # every rule finished: the finale may run
@@ -867,10 +872,16 @@ class LifecycleMachine(RuleBasedStateMachine):
             self._advance(min(self.clock.now() + timedelta(hours=hours), self.end))
 
     @precondition(lambda self: self.clock.now() < self.end)
-    @rule(hours=st.integers(1, 48), jitter=st.integers(0, 120), replies_first=st.booleans())
-    def live(self, hours: int, jitter: int, replies_first: bool) -> None:
+    @rule(
+        hours=st.integers(1, 48),
+        jitter=st.integers(0, 120),
+        replies_first=st.booleans(),
+        schedulers=st.sampled_from((1, 2)),
+    )
+    def live(self, hours: int, jitter: int, replies_first: bool, schedulers: int = 1) -> None:
         """Ordinary running for a while: wake at each due event (``jitter`` seconds late),
-        one scheduler pass, drain the queues."""
+        a pass of one scheduler (of two, taking turns), drain the queues. An armed fault
+        lasts the first pass and drain."""
         with self._rule():
             until = min(self.clock.now() + timedelta(hours=hours), self.end)
             if hours == 0:
@@ -880,29 +891,36 @@ class LifecycleMachine(RuleBasedStateMachine):
                 # what waits for a lease or a dead worker's heartbeat needs time to pass.
                 at = max(self._next_wakeup() or until, self.clock.now() + timedelta(minutes=1))
                 self._advance(min(at + timedelta(seconds=jitter), until))
-                self._tick()
-                self._drain(replies_first)
+                with self.faults.step():
+                    self.turn = (self.turn + 1) % schedulers
+                    self._tick(self.turn)
+                    self._drain(replies_first)
 
-    @rule(what=st.sampled_from(("tick", "drain", "drain replies first", "restart")))
-    def step(self, what: str) -> None:
-        """One scheduler pass, one drain of the queues, or a new scheduler (memory lost,
-        Redis and the database kept)."""
+    @rule(
+        what=st.sampled_from(("tick", "drain", "drain replies first", "restart")),
+        which=st.sampled_from((0, 1)),
+    )
+    def step(self, what: str, which: int) -> None:
+        """A pass of one of two schedulers, one drain of the queues, or a scheduler's restart
+        (its memory lost, Redis and the database kept)."""
         with self._rule():
             if what == "tick":
-                self._tick()
+                self._tick(which)
             elif what == "restart":
-                self.process = SchedulerProcess(self._runtime(), refresh=timedelta(0),
-                                                sweep_every=timedelta(0))  # fmt: skip
+                self.processes[which] = self._scheduler()
             else:
                 self._drain(replies_first=what != "drain")
 
-    def _tick(self) -> None:
+    def _scheduler(self) -> SchedulerProcess:
+        return SchedulerProcess(self._runtime(), refresh=timedelta(0), sweep_every=timedelta(0))
+
+    def _tick(self, which: int = 0) -> None:
         now = self.clock.now()
         self.model.loaded(now)
         with self.faults.step():
             stamp = self.model.step_started(now)
             try:
-                self.process.step()
+                self.processes[which].step()
             except DEPENDENCY_ERRORS as e:
                 if not self.faults.fired:
                     raise
