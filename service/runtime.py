@@ -11,6 +11,7 @@ build through it, so they cannot disagree (a lease, a grace, a timeout).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from service.senders import Sender
     from service.settings import Settings
 
-__all__ = ["RefreshingCouples", "Runtime", "build_sender", "redis_url"]
+__all__ = ["RefreshingCouples", "Runtime", "build_sender", "configure_logging", "redis_url"]
 
 # Every Redis client fails a call within this, rather than hanging a loop on a dead server.
 REDIS_TIMEOUT_S = 5.0
@@ -60,6 +61,18 @@ REDIS_TIMEOUT_S = 5.0
 # maintenance pass runs; Dramatiq's defaults (60 s, 0.1 % of commands) often take 10-20 min.
 HEARTBEAT_TIMEOUT_MS = 30_000
 MAINTENANCE_CHANCE = 20_000
+
+
+# The same shape as Dramatiq's own lines, so a scheduler's and a worker's logs read alike.
+LOG_FORMAT = (
+    "[%(asctime)s] [PID %(process)d] [%(threadName)s] [%(name)s] [%(levelname)s] %(message)s"
+)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Hearth's log lines for a process that has no logging of its own (the scheduler;
+    Dramatiq and uvicorn configure theirs). Never phone numbers or message bodies."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 def redis_url(settings: Settings) -> str:
@@ -235,6 +248,13 @@ class RefreshingCouples:
     def by_phone(self, phone: str) -> list[tuple[Couple, Partner]]:
         self._maybe_refresh()
         return self.live.by_phone(phone)
+
+    def refresh_now(self) -> None:
+        """Read the directory now, waiting for a refresh another thread has begun: for a
+        decision that must not rest on a version older than the scheduler's."""
+        with self._refreshing:
+            self.live.refresh()
+            self._checked = time.monotonic()
 
     def _maybe_refresh(self) -> None:
         if time.monotonic() - self._checked < self._every_s:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from service.domain.deadlines import Grace
 from service.domain.events import PurposeKind, SendId, parse_send_id
@@ -116,6 +116,13 @@ class SendResult:
 
 class CoupleSource(Protocol):
     def get(self, couple_id: str) -> Couple | None: ...
+
+
+@runtime_checkable
+class Refreshable(Protocol):
+    """A couple source that can read the config anew on demand (a worker's)."""
+
+    def refresh_now(self) -> None: ...
 
 
 class AnswerSource(Protocol):
@@ -281,6 +288,12 @@ class SendPath:
         if self._answers is not None:
             answers = self._answers.of([request.occurrence_id])[request.occurrence_id]
         send = find_send(couple, request.id, answers.changes) if couple else None
+        if send is None and isinstance(self._couples, Refreshable):
+            # The scheduler may have planned this from a file newer than this worker has
+            # read yet: "no longer planned" is judged on the freshest version only.
+            self._couples.refresh_now()
+            couple = self._couples.get(request.couple)
+            send = find_send(couple, request.id, answers.changes) if couple else None
         claim = self._prompts.claim(_prompt(request, send), now)
         if not claim:
             return self._not_claimed(request, now)

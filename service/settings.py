@@ -178,14 +178,25 @@ class Settings(BaseSettings):
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
 
 
+# Values never repeated in an error message: credentials, or URLs that may carry them.
+_SECRET_FIELDS = {"twilio_auth_token", "feed_secret", "redis_url", "database_url"}
+
+
 def load_settings() -> Settings:
-    """Read the settings; ``SettingsInvalid`` names every variable that is wrong."""
+    """Read the settings; ``SettingsInvalid`` names every variable that is wrong, on one line."""
     try:
         return Settings()
     except ValidationError as e:
-        lines = []
+        problems = []
         for err in e.errors():
             field = str(err["loc"][0]) if err["loc"] else ""
             name = _ALIASES.get(field, field) or "TWILIO_*"
-            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
-        raise SettingsInvalid("bad settings:\n  " + "\n  ".join(lines)) from None
+            message = err["msg"].removeprefix("Value error, ")
+            given = err.get("input")
+            # Our own validators quote the value; pydantic's messages ("Input should be
+            # greater than 0") do not, and the value is what a person has to find.
+            shown = field and field not in _SECRET_FIELDS and isinstance(given, str)
+            if shown and repr(given) not in message:
+                message += f" (it is {given!r})"
+            problems.append(f"{name}: {message}")
+        raise SettingsInvalid("bad settings: " + "; ".join(problems)) from None

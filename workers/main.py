@@ -7,11 +7,20 @@ loaded config and one connection pool for every actor of the process.
 
 from __future__ import annotations
 
+import multiprocessing
+
 import dramatiq
 
+from service import lifeline
 from service.runtime import Runtime
 from service.settings import load_settings
 from workers import feeds, prompts, replies, weeks
+
+# A worker process stops when the `dramatiq` process that forked it dies, even by SIGKILL:
+# that process watches its workers, but nothing makes a worker watch it, and an orphaned
+# worker would go on taking messages. (Its SIGTERM handler finishes the current messages.)
+if (_parent := multiprocessing.parent_process()) is not None and _parent.pid is not None:
+    lifeline.hold(_parent.pid)
 
 runtime = Runtime(load_settings())
 broker = runtime.broker

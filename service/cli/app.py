@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +16,10 @@ from service.cli.reply import reply
 from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
-from service.domain.errors import CoupleFileInvalid, WhenInvalid
+from service.domain.errors import CoupleFileInvalid, HearthError, WhenInvalid
 from service.domain.occurrences import Occurrence, occurrences
 from service.domain.sends import PlannedSend, planned_sends
-from service.settings import Settings, SettingsInvalid, load_settings
+from service.settings import SettingsInvalid
 from service.system_clock import SystemClock
 
 __all__ = ["app", "main"]
@@ -40,7 +41,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check couple files: OK <file>, or each error as <file>:<line>:<col>: <field>: <message>."""
-    targets = paths or [Settings().config_dir]
+    targets = paths or [serve.settings_or_exit().config_dir]
     bad = False
     for target in targets:
         if target.is_dir():
@@ -130,10 +131,10 @@ def migrate() -> None:
     from service.storage import StorageError, head_revision, redact_url  # noqa: PLC0415
     from service.storage import migrate as upgrade  # noqa: PLC0415
 
+    settings = serve.settings_or_exit()
     try:
-        settings = load_settings()
         upgrade(settings.log_url)
-    except (SettingsInvalid, StorageError) as e:
+    except StorageError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"log database at revision {head_revision()}: {redact_url(settings.log_url)}")
@@ -151,7 +152,18 @@ app.add_typer(feed_app)
 
 
 def main() -> None:
-    app()
+    """The ``hearth`` command: a failure we can name is one ``error:`` line, never a traceback.
+
+    Exit status 2 for bad settings (the environment is at fault), 1 for anything else.
+    """
+    try:
+        app()
+    except SettingsInvalid as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except HearthError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
 
 
 def _when(text: str, option: str) -> datetime:

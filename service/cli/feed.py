@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from service import running
 from service.cli.serve import settings_or_exit
 from service.domain.errors import CoupleFileInvalid, HearthError
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from service.domain.couples import Partner
-    from service.feeds.publisher import FeedPublisher
+    from service.feeds.publisher import FeedPublisher, FeedUrl
     from service.settings import Settings
 
 __all__ = ["feed_app"]
@@ -32,9 +33,9 @@ feed_app = typer.Typer(
 def urls(
     couple: Annotated[str | None, typer.Argument(help="One couple's id (default: all).")] = None,
 ) -> None:
-    """Each partner's feed URLs: https, webcal, and a Google Calendar add-by-URL link."""
-    settings = settings_or_exit()
-    redis, running = _redis(settings, required=False)
+    """Each partner's feed URLs: http(s), webcal, and a Google Calendar add-by-URL link."""
+    settings, _ = running.local_settings(settings_or_exit())
+    redis, answering = _redis(settings, required=False)
     publisher = _publisher(settings, redis)
     from service.config import load_directory  # noqa: PLC0415
 
@@ -46,12 +47,10 @@ def urls(
     for couple_id in couples:
         for url in publisher.urls(couple_id):
             typer.echo(f"{couple_id} {url.name}")
-            typer.echo(f"  https:  {url.https}")
-            typer.echo(f"  webcal: {url.webcal}")
-            typer.echo(f"  google: {url.google}")
-        if running:
+            _echo_urls(url)
+        if answering:
             publisher.publish(couple_id)
-    if not running:
+    if not answering:
         typer.echo("(Hearth is not running: the feeds are published when it starts)", err=True)
 
 
@@ -61,7 +60,7 @@ def rotate(
     partner: Annotated[str, typer.Argument(help="The partner's name.")],
 ) -> None:
     """A new feed URL for the partner; the old one answers 404 from now on."""
-    settings = settings_or_exit()
+    settings, _ = running.local_settings(settings_or_exit())
     redis, _ = _redis(settings, required=True)
     publisher = _publisher(settings, redis)
     try:
@@ -69,9 +68,7 @@ def rotate(
     except KeyError:
         _fail(f"no couple {couple!r} with a partner {partner!r} in {settings.config_dir}")
     typer.echo(f"{couple} {url.name}: the old URL no longer works. New:")
-    typer.echo(f"  https:  {url.https}")
-    typer.echo(f"  webcal: {url.webcal}")
-    typer.echo(f"  google: {url.google}")
+    _echo_urls(url)
 
 
 @feed_app.command("export")
@@ -100,6 +97,12 @@ def export(
     if body is None:
         _fail(f"the feed of {what}/{key} is not published")
     sys.stdout.buffer.write(body)
+
+
+def _echo_urls(url: FeedUrl) -> None:
+    # Labelled by the scheme the URL really has: http on a local run, https behind a proxy.
+    for label, value in ((url.scheme, url.url), ("webcal", url.webcal), ("google", url.google)):
+        typer.echo(f"  {label + ':':<7} {value}")
 
 
 def _from_file(path: Path, partner: str | None) -> bytes:

@@ -21,6 +21,7 @@ from twilio.request_validator import (  # type: ignore[import-untyped,unused-ign
     RequestValidator,
 )
 
+from service import running
 from service.cli.serve import settings_or_exit
 from service.inbound import webhook_token
 
@@ -71,12 +72,17 @@ def reply(
     text: Annotated[str, typer.Argument(help='What the partner texts: "DONE", "SNOOZE 1h".')],
     phone: Annotated[str, typer.Option("--from", help="The partner's number, E.164.")],
     url: Annotated[
-        str | None, typer.Option(help="Where the service listens (default HEARTH_PUBLIC_URL).")
+        str | None,
+        typer.Option(
+            help="Where the service listens (default: the running `hearth run`'s address, "
+            "else HEARTH_PUBLIC_URL)."
+        ),
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for Hearth's answer.")] = 10.0,
 ) -> None:
     """Text Hearth as a partner: a signed webhook to the running service, then its answer."""
-    settings = settings_or_exit()
+    settings, here = running.local_settings(settings_or_exit())
+    url = url or (here.web_url if here is not None else None)
     outbox = settings.outbox_path
     start = outbox.stat().st_size if outbox.exists() else 0
     try:

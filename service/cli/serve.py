@@ -2,25 +2,28 @@
 
 ``hearth run`` is one process tree: the embedded Redis when ``REDIS_URL`` is unset, the
 migrations, then a scheduler, a Dramatiq worker and the web app as child processes sharing
-that Redis. Ctrl-C or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace) and
-then the embedded Redis, so nothing is left running.
+that Redis, supervised (``service/supervision.py``): a child that dies is restarted with
+backoff. Ctrl-C or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace) and then
+the embedded Redis. Each child holds a lifeline to ``hearth run`` (``service/lifeline.py``),
+so killing ``hearth run`` outright leaves nothing running either. Where it serves is in
+``<data dir>/run.json`` (``service/running.py``) while it runs.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from service import lifeline, running
 from service.config import load_directory
 from service.domain.errors import HearthError
 from service.domain.events import Purpose
@@ -30,11 +33,12 @@ from service.embedded_redis import EmbeddedRedis
 from service.inbound import REPLIES_QUEUE
 from service.scheduler.planner import PROMPTS_QUEUE
 from service.settings import Settings, load_settings
-from service.system_clock import SystemClock
 
-__all__ = ["fire", "run", "scheduler", "web", "worker"]
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+from service.supervision import Child, HearthCommand, RedisServer, Supervisor
 
-_GRACE_S = 15.0
+__all__ = ["fire", "run", "scheduler", "settings_or_exit", "web", "worker"]
 
 
 def run(
@@ -46,43 +50,74 @@ def run(
     """Run everything: Redis (embedded unless REDIS_URL), migrations, scheduler, worker, web."""
     settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = settings.data_dir.resolve()
+    already = running.find(data_dir)
+    if already is not None:
+        _fail(f"Hearth is already running on {data_dir} (pid {already.pid}, {already.web_url})")
+    web_url = running.web_url(host, port)
+    stop = threading.Event()
+    _on_stop_signals(stop.set)
     embedded: EmbeddedRedis | None = None
+    supervisor: Supervisor | None = None
     try:
+        tiers: list[list[Child]] = []
         if settings.redis_url:
             url = settings.redis_url
         else:
-            embedded = EmbeddedRedis(settings.data_dir.resolve())
-            url = embedded.start()
+            embedded = EmbeddedRedis(data_dir)
+            url = embedded.start(lifeline=True)
+            tiers.append([RedisServer(embedded)])
         _migrate(settings)
         env = os.environ | {
             "REDIS_URL": url,
-            "HEARTH_DATA_DIR": str(settings.data_dir.resolve()),
+            "HEARTH_DATA_DIR": str(data_dir),
             "HEARTH_CONFIG_DIR": str(settings.config_dir.resolve()),
             "HEARTH_OUTBOX": str(settings.outbox_path.resolve()),
         }
-        children = {
-            "scheduler": _spawn(["scheduler"], env),
-            "worker": _spawn(
-                ["worker", "--processes", str(processes), "--threads", str(threads)], env
-            ),
-            "web": _spawn(["web", "--host", host, "--port", str(port)], env),
-        }
-        _banner(settings, url, f"http://{host}:{port}")
-        code = _supervise(children)
+        if "public_url" not in settings.model_fields_set:
+            # Webhook signatures and feed URLs name the address actually served.
+            env["HEARTH_PUBLIC_URL"] = web_url
+        worker_args = ["--processes", str(processes), "--threads", str(threads)]
+        tiers.append(
+            [
+                HearthCommand("scheduler", ["scheduler"], env),
+                HearthCommand("worker", ["worker", *worker_args], env),
+                HearthCommand("web", ["web", "--host", host, "--port", str(port)], env),
+            ]
+        )
+
+        def record() -> None:
+            assert supervisor is not None
+            here = running.RunningHearth(os.getpid(), web_url, url, supervisor.pids())
+            running.record(data_dir, here)
+
+        supervisor = Supervisor(tiers, say=lambda line: typer.echo(line, err=True), on_start=record)
+        if not stop.is_set():
+            supervisor.start()
+            _banner(settings, url, web_url)
+            supervisor.watch(stop)
+        code = 0
     except HearthError as e:
         typer.echo(f"error: {e}", err=True)
         code = 1
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if embedded is not None:
             embedded.stop()
+        running.forget(data_dir, os.getpid())
+    typer.echo("hearth: stopped")
     raise typer.Exit(code)
 
 
 def scheduler() -> None:
     """Run one scheduler (several may run at once; each event is enqueued once)."""
-    from service.scheduler.process import run as run_scheduler  # noqa: PLC0415 - heavy imports
+    from service.runtime import configure_logging  # noqa: PLC0415 - heavy imports
+    from service.scheduler.process import run as run_scheduler  # noqa: PLC0415
 
     settings = settings_or_exit()
+    configure_logging()
+    lifeline.hold_from_env()
     stop = threading.Event()
     _on_stop_signals(stop.set)
     typer.echo("scheduler: watching " + str(settings.config_dir))
@@ -92,9 +127,15 @@ def scheduler() -> None:
 def worker(
     processes: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     threads: Annotated[int, typer.Option(help="Threads per process.")] = 4,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a stopping worker gives its current messages to finish."),
+    ] = 10.0,
 ) -> None:
     """Run Dramatiq workers for Hearth's actors (replaces this process with `dramatiq`)."""
     settings = settings_or_exit()
+    # The kernel's half only: no thread survives the exec. PDEATHSIG does.
+    lifeline.hold_from_env(poll_s=0)
     env = dict(os.environ)
     if not settings.redis_url:
         # Resolve the embedded server once here, so every worker process shares it.
@@ -102,6 +143,10 @@ def worker(
     args = [sys.executable, "-m", "dramatiq", "workers.main"]
     args += ["--processes", str(processes), "--threads", str(threads)]
     args += ["--queues", PROMPTS_QUEUE, REPLIES_QUEUE]
+    # Dramatiq's default is 10 minutes, and a message whose ack cannot reach Redis (Redis
+    # gone with its `hearth run`) keeps a worker stopping until then. Below `hearth run`'s
+    # grace, so the worker ends by itself; an unfinished message is redelivered.
+    args += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
     os.execve(sys.executable, args, env)
 
 
@@ -116,6 +161,7 @@ def web(
     from service.web import create_app  # noqa: PLC0415
 
     settings = settings_or_exit()
+    lifeline.hold_from_env()
     uvicorn.run(create_app(settings, redis_url(settings)), host=host, port=port, log_level="info")
 
 
@@ -123,10 +169,15 @@ def fire(
     couple: Annotated[str, typer.Argument(help="The couple's id.")],
     ritual: Annotated[str, typer.Argument(help="The ritual's id.")],
     partner: Annotated[str | None, typer.Option(help="Only this partner.")] = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for each text to be sent (0: do not wait).")
+    ] = 10.0,
 ) -> None:
-    """Send a ritual's prompt now, through the same queue and actor as scheduled ones."""
-    from dramatiq.brokers.redis import RedisBroker  # noqa: PLC0415 - heavy imports
+    """Send a ritual's prompt now, through the same queue and actor as scheduled ones.
 
+    Then wait for each text's outcome in the prompt log: exit 1 unless all were sent.
+    """
+    from service.runtime import Runtime  # noqa: PLC0415 - heavy imports
     from service.scheduler.planner import message_kwargs  # noqa: PLC0415
     from workers.prompts import declare  # noqa: PLC0415
 
@@ -149,10 +200,10 @@ def fire(
         except KeyError:
             names = ", ".join(p.name for p in found.partners)
             _fail(f"{couple} has no partner {partner!r} (partners: {names})")
-    url = settings.redis_url or _running_embedded(settings)
-    broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
-    actor = declare(broker)
-    now = settings.clock.now()
+    runtime = Runtime(settings, redis_url=settings.redis_url or _running_embedded(settings))
+    actor = declare(runtime.broker)
+    now = runtime.clock.now()
+    queued: list[tuple[str, str]] = []  # (partner's name, event id)
     for person in recipients:
         occurrence = next(
             (
@@ -167,7 +218,12 @@ def fire(
         send = extra_send(found, occurrence, person, Purpose.fire(now))
         actor.send(**message_kwargs(send))
         typer.echo(f"queued {send.event_id}")
-    broker.close()
+        queued.append((person.name, send.event_id))
+    try:
+        if wait > 0 and not _report_sends(runtime, queued, wait):
+            raise typer.Exit(1)
+    finally:
+        runtime.close()
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -185,6 +241,35 @@ def settings_or_exit() -> Settings:
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def _report_sends(runtime: Runtime, queued: list[tuple[str, str]], wait_s: float) -> bool:
+    """Wait up to ``wait_s`` for each queued send to leave ``pending`` in the prompt log, and
+    say per partner what became of it. True when every one was sent."""
+    from service.storage import PromptRecord, PromptState  # noqa: PLC0415
+
+    log = runtime.prompts
+    deadline = time.monotonic() + wait_s
+    while True:
+        settled: dict[str, PromptRecord | None] = {e: log.get(e) for _, e in queued}
+        pending = [r for r in settled.values() if r is None or r.state is PromptState.PENDING]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    all_sent = True
+    for name, event_id in queued:
+        record = settled[event_id]
+        if record is not None and record.state is PromptState.SENT:
+            typer.echo(f"sent to {name}")
+            continue
+        all_sent = False
+        if record is None or record.state is PromptState.PENDING:
+            # A pending row with an error was held (quiet hours) or is being retried.
+            why = record.error if record is not None and record.error else "is a worker running?"
+            typer.echo(f"still pending for {name} after {wait_s:g} s ({why})")
+        else:
+            typer.echo(f"not sent to {name}: {record.error or record.state.value}")
+    return all_sent
 
 
 def _migrate(settings: Settings) -> None:
@@ -205,36 +290,6 @@ def _running_embedded(settings: Settings) -> str:
     return server.url
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=env)
-
-
-def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
-    """Wait for a stop signal or a child's death; then stop every child. The exit status."""
-    stop = threading.Event()
-    _on_stop_signals(stop.set)
-    died: str | None = None
-    while not stop.wait(0.5):
-        died = next((name for name, p in children.items() if p.poll() is not None), None)
-        if died is not None:
-            typer.echo(
-                f"hearth: the {died} exited ({children[died].returncode}); stopping", err=True
-            )
-            break
-    for process in children.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + _GRACE_S
-    for process in children.values():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    typer.echo("hearth: stopped")
-    return 1 if died else 0
-
-
 def _on_stop_signals(handler: Callable[[], None]) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         handler()
@@ -246,7 +301,7 @@ def _on_stop_signals(handler: Callable[[], None]) -> None:
 def _banner(settings: Settings, redis: str, web: str) -> None:
     from service.storage import redact_url  # noqa: PLC0415
 
-    now = SystemClock().now()
+    now = settings.clock.now()
     sender = "Twilio" if settings.twilio_enabled else f"console + outbox {settings.outbox_path}"
     typer.echo(
         "\n".join(

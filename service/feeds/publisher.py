@@ -4,6 +4,9 @@ Redis keys (``ns`` = ``hearth``):
 
     {ns}:feed:{token hash}   hash: couple, partner, etag, modified (HTTP date), body
     {ns}:feeds:{couple}      set: the token hashes now serving the couple's feeds
+    {ns}:feed-render-requested:{couple}
+                             a marker (with a TTL) while a render asked for by a feed
+                             request is queued, so that requests queue one render, not many
 
 ``publish(couple)`` runs in the ``feed.render`` actor after anything that changes a feed (a
 skip or move, a config edit, the daily roll of the window) and in ``hearth feed`` commands.
@@ -34,11 +37,15 @@ if TYPE_CHECKING:
     from service.domain.couples import Couple, Ritual
     from service.storage import AnswerLog, FeedTokens, RitualVersions
 
-__all__ = ["FeedPublisher", "FeedUrl", "feed_key"]
+__all__ = ["FeedPublisher", "FeedUrl", "feed_key", "render_requested_key"]
 
 
 def feed_key(hashed: str, namespace: str = "hearth") -> str:
     return f"{namespace}:feed:{hashed}"
+
+
+def render_requested_key(couple: str, namespace: str = "hearth") -> str:
+    return f"{namespace}:feed-render-requested:{couple}"
 
 
 class CoupleSource(Protocol):
@@ -49,9 +56,14 @@ class CoupleSource(Protocol):
 class FeedUrl:
     partner: str
     name: str
-    https: str
+    url: str  # http(s), as HEARTH_PUBLIC_URL has it: http on a local run
     webcal: str
     google: str
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https``: what ``url`` really uses."""
+        return self.url.partition("://")[0]
 
 
 class FeedPublisher:
@@ -117,10 +129,10 @@ class FeedPublisher:
         for partner in couple.partners:
             t = tokens[partner.key]
             token = derive_token(self._secret, couple.id, partner.key, t.generation)
-            https = f"{self._public_url}/feeds/{token}.ics"
-            webcal = "webcal://" + https.split("://", 1)[1]
+            url = f"{self._public_url}/feeds/{token}.ics"
+            webcal = "webcal://" + url.split("://", 1)[1]
             google = "https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe="")
-            out.append(FeedUrl(partner.key, partner.name, https, webcal, google))
+            out.append(FeedUrl(partner.key, partner.name, url, webcal, google))
         return out
 
     def rotate(self, couple_id: str, partner_key: str) -> FeedUrl:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from service.scheduler.planner import Grace, replan_key, scheduled_event
+from service.scheduler.planner import Grace, scheduled_event
+from service.scheduler.replans import ReplanQueue
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from redis import Redis
 
     from service.domain.sends import PlannedSend
@@ -32,12 +35,14 @@ class ScheduleFollowUps:
         self._store = store
         self._grace = grace or Grace()
         self._republish = republish
-        self._key = replan_key(namespace)
+        self._replans = ReplanQueue(redis, namespace)
 
-    def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
-        # A scheduler re-plans the couple on its next tick (then removes it from the set),
-        # and the couple's calendar feeds are rendered again.
-        self._redis.sadd(self._key, couple_id)
+    def occurrence_changed(
+        self, event: str, couple_id: str, occurrence_id: str, since: datetime
+    ) -> None:
+        # A scheduler re-plans the couple on its next tick, from ``since`` (the reply's
+        # arrival), and the couple's calendar feeds are rendered again.
+        self._replans.add(couple_id, since)
         if self._republish is not None:
             self._republish(couple_id)
 

@@ -29,6 +29,7 @@ from service.domain.sends import PlannedSend, find_send, planned_sends
 from service.domain.summaries import summary_at
 from service.domain.wallclock import resolve, zone
 from service.inbound import FEED_RENDER, WEEK_ENDED
+from service.scheduler.replans import ReplanQueue
 from service.scheduler.store import Claimed, ScheduledEvent, ScheduleStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ __all__ = [
     "later_event_message",
     "later_events",
     "message_kwargs",
-    "replan_key",
     "scheduled_event",
     "scheduled_events",
 ]
@@ -171,7 +171,8 @@ class Scheduler:
         self._grace = grace
         self._planned_key = f"{namespace}:planned_until"
         self._digest_key = f"{namespace}:plan-digest"
-        self._replan_key = replan_key(namespace)
+        self._synced_key = f"{namespace}:plan-synced-at"
+        self._replans = ReplanQueue(redis, namespace)
         self._changes = changes or (lambda _: NO_CHANGES)
         self._on_missed = on_missed
         self._couples: dict[str, Couple] = {}
@@ -185,10 +186,12 @@ class Scheduler:
 
         Removed couples lose their future events (due ones stay, and the send path records
         them); couples whose description differs from the one their plan came from (or
-        that were never planned) are re-planned now, by a diff that loses nothing. The set
-        is taken only once all of that is done: after a Redis or database error, the next
-        call (with the same couples) does the rest.
+        that were never planned) are re-planned now, by a diff that loses nothing, from the
+        last instant any scheduler found the plans in step with the files (``mark_synced``):
+        an edit is not known to be older than that, so texts it adds since are still
+        claimed (late, within their grace) or recorded missed, never skipped unseen.
         """
+        synced = self._synced_at()
         for couple_id in sorted(set(self._couples) - set(couples)):
             self._store.drop_couple(couple_id, after=now)
             self._redis.zrem(self._planned_key, couple_id)
@@ -202,11 +205,23 @@ class Scheduler:
             known = cast("list[bytes | None]", self._redis.hmget(self._digest_key, chunk))
             for couple_id, old in zip(chunk, known, strict=True):
                 if old is None or old.decode() != digests[couple_id]:
-                    self._replan(fresh[couple_id], now)
+                    self._replan(fresh[couple_id], now, edited_since=synced)
                     self._redis.hset(self._digest_key, couple_id, digests[couple_id])
                     replanned.append(couple_id)
+        # Only now: if a Redis or database error stopped us half-way, the next call finds
+        # the same couples fresh again (those already re-planned match their digest).
         self._couples = dict(couples)
+        self.mark_synced(now)
         return replanned
+
+    def mark_synced(self, now: datetime) -> None:
+        """Note that at ``now`` the plans were in step with the files this scheduler read
+        (it found no change, or finished taking one)."""
+        self._redis.set(self._synced_key, _ms(now))
+
+    def _synced_at(self) -> datetime | None:
+        raw = cast("bytes | None", self._redis.get(self._synced_key))
+        return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
 
     def tick(self, now: datetime, batch: int = 1000) -> Claimed:
         """Top up couples whose plan runs short, re-plan those partners changed, enqueue
@@ -261,20 +276,23 @@ class Scheduler:
         return sends + later_events(couple, start, end, self._grace)
 
     def _replan_changed(self, now: datetime) -> None:
-        """Re-plan couples whose occurrences partners changed (SKIP, MOVE): ``FollowUps``
-        adds them to a set; each is removed only after its re-plan, so none is lost."""
-        waiting = cast("set[bytes]", self._redis.smembers(self._replan_key))
-        for raw in waiting:
-            couple = self._couples.get(raw.decode())
+        """Re-plan couples whose occurrences partners changed (SKIP, MOVE), from the reply
+        that changed them: ``FollowUps`` queues them (``ReplanQueue``); each is forgotten
+        only after its re-plan, and only if no change came meanwhile, so none is lost."""
+        for waiting in self._replans.waiting(now):
+            couple = self._couples.get(waiting.couple)
             if couple is not None:
-                self._replan(couple, now)
-            self._redis.srem(self._replan_key, raw)
+                self._replan(couple, now, edited_since=waiting.since)
+            self._replans.done(waiting)
 
-    def _replan(self, couple: Couple, now: datetime) -> None:
+    def _replan(
+        self, couple: Couple, now: datetime, *, edited_since: datetime | None = None
+    ) -> None:
         """Plan the couple anew by a diff that loses nothing.
 
         From where its plan had reached (``planned_until``, so sends that fell due during
-        downtime are still claimed or recorded), up to ``now + horizon``. Pending events
+        downtime are still claimed or recorded), or from ``edited_since`` if earlier (texts
+        an edit added since then), up to ``now + horizon``. Pending events
         stay unless the new plan contradicts them: due ones stay (the claim enqueues them
         next and the send path sends or records them with a reason), snoozes and fires
         stay while their occurrence stands. Only future planned texts that the new
@@ -282,7 +300,8 @@ class Scheduler:
         """
         score = self._redis.zscore(self._planned_key, couple.id)
         since = datetime.fromtimestamp(score / 1000, UTC) if score is not None else now
-        start = max(min(since, now), now - self._catch_up)
+        start = min(since, now, edited_since or now)
+        start = max(start, now - self._catch_up)
         until = now + self._horizon
         events = self._events(couple, start, until)
         keep = {e.event_id for e in events}
@@ -316,11 +335,6 @@ class Scheduler:
         self._store.add(self._events(couple, start, end), now)
         # GT: two schedulers topping up at once never move the mark backwards.
         self._redis.zadd(self._planned_key, {couple.id: _ms(end)}, gt=True)
-
-
-def replan_key(namespace: str = "hearth") -> str:
-    """The Redis set of couples waiting to be re-planned after their occurrences changed."""
-    return f"{namespace}:replan"
 
 
 def scheduled_event(send: PlannedSend, grace: Grace = Grace()) -> ScheduledEvent:

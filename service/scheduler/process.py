@@ -106,9 +106,12 @@ class SchedulerProcess:
         self._reconciler = Reconciler(
             runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis, self._clock
         )
-        self._loaded = False  # couples handed to the scheduler since the start
-        self._handing = False  # a hand-over of the couples failed: the next pass retries it
-        self._removed: list[str] = []  # couples removed since the last hand-over that worked
+        # Edits not yet handed to the scheduler and the feeds: kept until a sync succeeds, so
+        # a Redis or database error in the middle of one loses none (the config's own
+        # refresh reports each edit once).
+        self._unsynced = True
+        self._edited: set[str] | None = None  # None: every couple (at start)
+        self._removed: set[str] = set()
         self._refreshed_at = float("-inf")
         self._swept_at = float("-inf")
 
@@ -137,10 +140,7 @@ class SchedulerProcess:
 
     def step(self) -> float:
         """One pass: config, plan, claim, missed, sweeps. Returns seconds until the next."""
-        if (
-            not self._loaded
-            or time.monotonic() - self._refreshed_at >= self._refresh.total_seconds()
-        ):
+        if self._unsynced or time.monotonic() - self._refreshed_at >= self._refresh.total_seconds():
             self._refresh_config()
         now = self._clock.now()
         claimed = self._scheduler.tick(now)
@@ -153,25 +153,28 @@ class SchedulerProcess:
 
     def _refresh_config(self) -> None:
         changed = self._live.refresh()
-        if changed.any or not self._loaded or self._handing:
-            # Until it is all done: a Redis or database error on the way must not leave an
-            # edit (already consumed from disk) unplanned, so the next pass tries again.
-            retry, self._handing = self._handing, True
-            self._removed += changed.removed
-            couples = self._live.couples
-            self._scheduler.set_couples(couples, self._clock.now())
-            # ritual.changed: republish the feeds of couples whose file changed since their
-            # feeds were last queued (at start, or after a failed pass: since before then).
-            edited = (
-                couples if retry or not self._loaded else {c: couples[c] for c in changed.changed}
-            )
-            removed = [c for c in self._removed if c not in couples]
-            for couple_id in _feeds_to_render(self._runtime.redis, edited, removed):
-                enqueue_feed_render(self._runtime.broker, couple_id)
-            self._loaded = True
-            self._handing = False
-            self._removed = []
         self._refreshed_at = time.monotonic()
+        if changed.any:
+            self._unsynced = True
+            if self._edited is not None:
+                self._edited |= set(changed.changed)
+            self._removed |= set(changed.removed)
+        if not self._unsynced:
+            self._scheduler.mark_synced(self._clock.now())
+            return
+        couples = self._live.couples
+        self._scheduler.set_couples(couples, self._clock.now())
+        # ritual.changed: republish the feeds of couples whose file changed since their
+        # feeds were last queued (at start: since before the restart).
+        edited = couples if self._edited is None else {
+            c: couples[c] for c in self._edited if c in couples
+        }  # fmt: skip
+        redis = self._runtime.redis
+        stale, removed = _feeds_to_render(redis, edited, sorted(self._removed))
+        for couple_id in [*stale, *removed]:
+            enqueue_feed_render(self._runtime.broker, couple_id)
+        _feeds_rendered(redis, stale, removed)
+        self._unsynced, self._edited, self._removed = False, set(), set()
 
     def _until_next(self) -> float:
         """Until the next due event, or the next config refresh, whichever is first."""
@@ -302,17 +305,25 @@ def _message_for(record: PromptRecord) -> tuple[str, str, dict[str, str]] | None
     )
 
 
-def _feeds_to_render(redis: Redis, couples: Mapping[str, Couple], removed: list[str]) -> list[str]:
+_FEED_SOURCES = "hearth:feed-sources"
+
+
+def _feeds_to_render(
+    redis: Redis, couples: Mapping[str, Couple], removed: list[str]
+) -> tuple[dict[str, str], list[str]]:
     """Couples whose description differs from the one their feeds were last queued for
-    (kept in ``hearth:feed-sources``), plus removed ones; the record is updated at once,
-    so a restart does not render ten thousand unchanged feeds again."""
-    key = "hearth:feed-sources"
+    (kept in ``hearth:feed-sources``; by id, with their digests now), and removed ones that
+    had feeds. Recorded by ``_feeds_rendered`` once their renders are queued, so a restart
+    does not render ten thousand unchanged feeds again, and a failed queueing is retried."""
     digests = {c.id: couple_digest(c) for c in couples.values()}
     ids = list(digests)
-    known = cast("list[bytes | None]", redis.hmget(key, ids)) if ids else []
-    stale = [i for i, old in zip(ids, known, strict=True) if old != digests[i].encode()]
+    known = cast("list[bytes | None]", redis.hmget(_FEED_SOURCES, ids)) if ids else []
+    stale = {i: digests[i] for i, old in zip(ids, known, strict=True) if old != digests[i].encode()}
+    return stale, removed
+
+
+def _feeds_rendered(redis: Redis, stale: Mapping[str, str], removed: list[str]) -> None:
     if stale:
-        redis.hset(key, mapping={i: digests[i] for i in stale})
+        redis.hset(_FEED_SOURCES, mapping={i: digest for i, digest in stale.items()})  # noqa: C416 - typed by context
     if removed:
-        redis.hdel(key, *removed)
-    return stale + removed
+        redis.hdel(_FEED_SOURCES, *removed)

@@ -3,7 +3,9 @@
 Rendering never happens here (the ``feed.render`` actor stores bytes and ETag); a request
 costs one hash and one Redis read, two for a full body. Every unknown, rotated or malformed
 token gets the same 404. A known token whose feed is not in Redis (Redis was flushed) gets
-503 with Retry-After while a render is queued.
+503 with Retry-After while a render is queued: one per couple per ``RETRY_AFTER_S``, however
+many calendar apps ask meanwhile (a ``SET NX`` marker). Redis or the database being down is
+503 with Retry-After too, logged in one line: a calendar app retries, nothing is lost.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.feeds.publisher import feed_key
+from service.feeds.publisher import feed_key, render_requested_key
 from service.feeds.tokens import TOKEN_SHAPE, token_hash
+from service.storage import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +36,7 @@ __all__ = ["FEED_OPENAPI", "feed_route"]
 log = logging.getLogger("hearth.web.feeds")
 
 CALENDAR = "text/calendar; charset=utf-8"
+RETRY_AFTER_S = 30
 _TOKEN = {
     "name": "token",
     "in": "path",
@@ -48,7 +53,10 @@ _RESPONSES = {
     "200": {"description": "The feed (RFC 5545).", "content": {"text/calendar": {}}},
     "304": {"description": "Not modified since the ETag or date given."},
     "404": {"description": "No such feed (unknown, rotated or malformed token)."},
-    "503": {"description": "The feed is being prepared; retry after Retry-After seconds."},
+    "503": {
+        "description": "The feed is being prepared, or its store is unreachable; retry after "
+        "Retry-After seconds."
+    },
 }
 # The route is a plain Starlette one (no validation layer on the hot 304 path), so its
 # OpenAPI description is written here and merged into the app's.
@@ -73,6 +81,14 @@ def feed_route(
         token = str(request.path_params["token"])
         if not TOKEN_SHAPE.fullmatch(token):
             return NOT_FOUND
+        try:
+            return await _serve(request, token)
+        except (RedisError, StorageError) as e:
+            # One line, no traceback: an outage is not a bug, and the client will retry.
+            log.warning("feed unavailable: %s: %s", type(e).__name__, e)
+            return _unavailable("the feed is unavailable for a moment\n")
+
+    async def _serve(request: Request, token: str) -> Response:
         key = feed_key(token_hash(token))
         etag_raw, modified_raw = await redis.hmget(key, ["etag", "modified"])
         if etag_raw is None or modified_raw is None:
@@ -96,12 +112,18 @@ def feed_route(
         found = await run_in_threadpool(tokens.find, token_hash(token))
         if found is None:
             return NOT_FOUND
-        await run_in_threadpool(request_render, found.couple)
-        log.warning("feed of %s/%s not published; render queued", found.couple, found.partner)
-        return Response("the feed is being prepared\n", status_code=503,
-                        headers={"Retry-After": "30"}, media_type="text/plain")  # fmt: skip
+        marker = render_requested_key(found.couple)
+        if await redis.set(marker, b"1", nx=True, ex=RETRY_AFTER_S):
+            await run_in_threadpool(request_render, found.couple)
+            log.warning("feed of %s/%s not published; render queued", found.couple, found.partner)
+        return _unavailable("the feed is being prepared\n")
 
     return Route("/feeds/{token}.ics", feed, methods=["GET", "HEAD"], name="feed")
+
+
+def _unavailable(text: str) -> Response:
+    return Response(text, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+                    media_type="text/plain")  # fmt: skip
 
 
 def _text(value: bytes | str) -> str:

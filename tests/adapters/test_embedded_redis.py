@@ -26,6 +26,7 @@ from service.embedded_redis import (
     EmbeddedRedisError,
     server_binary,
 )
+from tests.waiting import wait_for
 
 Servers = Callable[[Path], EmbeddedRedis]
 
@@ -203,6 +204,98 @@ def test_pid_file_naming_an_unrelated_live_process_is_stale(
     assert server.pid != os.getpid()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_server_left_as_a_zombie_with_its_files_does_not_block_a_new_start(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """What `hearth web` used to leave: its server killed -9, never reaped (a zombie still
+    named valkey-server), its pid file and socket in place. Another process starts anyway."""
+    first = servers(tmp_path)
+    first.start()
+    dead = first.pid
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    wait_for(lambda: _state(dead) == "Z", 10, "the killed server to become a zombie")
+    assert _pid_in(first.pid_file) == dead
+    assert first.socket_path.exists()
+
+    # In a process of its own: one that is not the zombie's parent, so it cannot reap it.
+    started = subprocess.run(
+        [sys.executable, "-c", _START_AND_STOP, str(tmp_path)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert started.returncode == 0, started.stderr
+    new_pid = int(started.stdout)
+    assert new_pid != dead
+    assert _state(dead) == "Z"  # judged by its state; only its parent can reap it
+    # In the zombie's parent, a start reaps it on the way.
+    first.pid_file.write_text(f"{dead}\n")
+    again = servers(tmp_path)
+    again.start()
+    assert again.started_here
+    assert not Path(f"/proc/{dead}").exists()
+    first.stop()  # it knows its server is gone: nothing to do, nothing raised
+
+
+@pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs Linux /proc")
+def test_pid_file_naming_another_data_dirs_server_is_stale(
+    servers: Servers, tmp_path: Path
+) -> None:
+    other = servers(tmp_path / "other")
+    other.start()
+    server = servers(tmp_path / "mine")
+    server.dir.mkdir(parents=True)
+    server.pid_file.write_text(f"{other.pid}\n")  # alive, a valkey-server, not ours
+
+    server.start(timeout_s=5)
+
+    assert server.started_here
+    assert server.pid != other.pid
+
+
+def test_lifeline_stops_the_server_when_its_launcher_is_killed(tmp_path: Path) -> None:
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", _START_AND_SLEEP, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert launcher.stdout is not None
+        pid = int(launcher.stdout.readline())
+        assert _alive(pid)
+    finally:
+        launcher.kill()
+        launcher.wait(timeout=10)
+        if launcher.stdout is not None:
+            launcher.stdout.close()
+    wait_for(lambda: not _alive(pid), 15, "the server to follow its launcher")
+    # SIGTERM, not SIGKILL: the server wrote its AOF and removed its own files.
+    assert not (tmp_path / "redis" / "redis.pid").exists()
+    assert not (tmp_path / "redis" / "redis.sock").exists()
+
+
+_START_AND_STOP = """
+import sys
+from pathlib import Path
+from service.embedded_redis import EmbeddedRedis
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.start(timeout_s=10)
+assert server.started_here
+print(server.pid)
+server.stop()
+"""
+
+_START_AND_SLEEP = """
+import sys, time
+from pathlib import Path
+from service.embedded_redis import EmbeddedRedis
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.start(timeout_s=10, lifeline=True)
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
 def test_dramatiq_worker_runs_an_actor_through_the_embedded_server(
     servers: Servers, tmp_path: Path
 ) -> None:
@@ -222,6 +315,7 @@ def test_dramatiq_worker_runs_an_actor_through_the_embedded_server(
     finally:
         worker.stop(timeout=5000)
         broker.close()
+        broker.client.connection_pool.disconnect()  # close() leaves the sockets to the GC
 
 
 def test_socket_path_over_the_limit_is_refused_naming_the_limit(tmp_path: Path) -> None:
@@ -255,8 +349,16 @@ def _pid_in(pid_file: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie (exited, not reaped) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    return _state(pid) != "Z"
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None

@@ -24,7 +24,8 @@ from service.domain.sends import PlannedSend, planned_sends
 from service.replying import ReplyHandler
 from service.scheduler import ScheduleStore
 from service.scheduler.follow_ups import ScheduleFollowUps
-from service.scheduler.planner import PROMPTS_QUEUE, Scheduler, replan_key
+from service.scheduler.planner import PROMPTS_QUEUE, Scheduler
+from service.scheduler.replans import ReplanQueue
 from service.senders import ConsoleSender, Lookup, Outgoing, PermanentDeliveryError, SentBefore
 from service.sending import Outcome, SendPath, SendRequest
 from service.storage import (
@@ -276,13 +277,13 @@ def test_skipping_a_date_night_drops_its_remaining_sends(rig: Rig) -> None:
     assert (
         rig.answer(record) == "Skipped date night on Fri 6 Mar, 19:30. Your calendar will drop it."
     )
-    assert rig.redis.sismember(replan_key(), COUPLE.id)
+    assert ReplanQueue(rig.redis).is_waiting(COUPLE.id)
     assert rig.answers.changes(COUPLE.id)[occ].skipped
     # The scheduler re-plans the couple without it; a message already queued is refused.
     scheduler = Scheduler(rig.store, rig.redis, changes=rig.answers.changes)
     scheduler.set_couples({COUPLE.id: COUPLE}, rig.clock.now())
     scheduler.tick(rig.clock.now())
-    assert not rig.redis.sismember(replan_key(), COUPLE.id)
+    assert not ReplanQueue(rig.redis).is_waiting(COUPLE.id)
     assert not [e for e, _ in rig.store.pending(COUPLE.id) if e.startswith(occ)]
     at = _day(6, 16, 30)
     rig.clock.set(at)
@@ -476,7 +477,9 @@ def test_a_reply_whose_follow_ups_died_after_settling_is_finished_by_the_sweep(r
     follow_ups = rig.handler._follow_ups
 
     class Dying:
-        def occurrence_changed(self, event: str, couple_id: str, occurrence_id: str) -> None:
+        def occurrence_changed(
+            self, event: str, couple_id: str, occurrence_id: str, since: datetime
+        ) -> None:
             raise _Died
 
         def snooze(self, send: PlannedSend) -> None:

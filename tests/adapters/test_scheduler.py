@@ -17,6 +17,7 @@ from service.domain.sends import extra_send, planned_sends
 from service.scheduler import ScheduledEvent, ScheduleStore
 from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import Grace, Scheduler, scheduled_event, scheduled_events
+from service.scheduler.replans import ReplanQueue
 from service.storage import StorageError
 from tests.domain.builders import couple, utc
 
@@ -299,7 +300,7 @@ def test_a_moved_occurrences_prompt_is_enqueued_at_its_new_time_not_missed(redis
     changes = {occ.id: Change(occ.id, moved_to=moved_to)}
     scheduler = _scheduler(redis, changes=lambda _: changes, horizon=timedelta(days=4))
     scheduler.set_couples({c.id: c}, now)
-    redis.sadd("hearth:replan", c.id)  # what the MOVE's follow-up does
+    ReplanQueue(redis).add(c.id, now)  # what the MOVE's follow-up does
     scheduler.tick(now)
     pending = dict(ScheduleStore(redis, queue=QUEUE).pending(c.id))
     prompts = [e for e in pending if "/prompt@" in e]
@@ -350,7 +351,7 @@ def test_a_replan_keeps_snoozes_fires_and_due_unclaimed_sends(redis: Redis) -> N
     # At 21:00:00.5 a SKIP of another ritual re-plans the couple in the same tick in which
     # the 21:00 prompts come due: they are due, not yet claimed.
     due = occ.start + timedelta(milliseconds=500)
-    redis.sadd("hearth:replan", c.id)
+    ReplanQueue(redis).add(c.id, due)
     claimed = scheduler.tick(due)
     queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
     prompts = {s.event_id for s in planned_sends(c, occ.start, occ.start + timedelta(seconds=1))}
@@ -387,3 +388,64 @@ def test_missed_ids_stay_in_redis_until_they_are_recorded(redis: Redis) -> None:
     assert scheduler.tick(back).missed == waiting
     assert sorted(recorded) == sorted(waiting)
     assert store.missed() == []
+
+
+def test_texts_an_edit_added_during_downtime_are_claimed_late_not_skipped(redis: Redis) -> None:
+    before = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    after = couple(
+        {"kind": "check_in", "schedule": "every day at 21:00"},
+        {"kind": "gratitude", "schedule": "every day at 20:00"},
+    )
+    first = _scheduler(redis)
+    down = utc(2026, 11, 25, 23, 30)  # 18:30 in New York: plans in step with the file
+    first.set_couples({before.id: before}, down)
+    first.tick(down)
+    # Everything is down from 18:30 to 20:30 New York; the gratitude ritual (20:00) is
+    # added meanwhile. The restarted scheduler claims its 20:00 texts, 30 minutes late.
+    back = utc(2026, 11, 26, 1, 30)
+    second = _scheduler(redis)
+    second.set_couples({after.id: after}, back)
+    claimed = second.tick(back)
+    queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+    assert {e for e in queued if "/gratitude/" in e} == {
+        "alex-sam/gratitude/20261125T2000/alex/prompt/alex",
+        "alex-sam/gratitude/20261125T2000/sam/prompt/sam",
+    }
+    assert claimed.missed == []
+
+
+def test_a_text_moved_to_a_time_that_passes_before_the_next_pass_is_claimed_late(
+    redis: Redis,
+) -> None:
+    c = couple({"kind": "date_night", "schedule": "every friday at 19:30"})
+    now = utc(2026, 11, 25, 12)
+    occ = next(o for o in occurrences(c, now, now + timedelta(days=7)))
+    changes: dict[str, Change] = {}
+    scheduler = _scheduler(redis, changes=lambda _: changes, horizon=timedelta(days=4))
+    scheduler.set_couples({c.id: c}, now)
+    scheduler.tick(now)
+    # At 12:00 UTC a partner moves the date to 12:05; the scheduler's next pass is 12:10.
+    replied = now
+    moved_to = now + timedelta(minutes=5)
+    changes[occ.id] = Change(occ.id, moved_to=moved_to)
+    ReplanQueue(redis).add(c.id, replied)
+    claimed = scheduler.tick(now + timedelta(minutes=10))
+    queued = {m["kwargs"]["event_id"] for m in _queued(redis)}  # type: ignore[index]
+    assert {e for e in queued if "/prompt@" in e} == {
+        f"{occ.id}/prompt@20261125T1205Z/alex", f"{occ.id}/prompt@20261125T1205Z/sam",
+    }  # fmt: skip
+    assert claimed.missed == []
+    assert not ReplanQueue(redis).is_waiting(c.id)
+
+
+def test_a_change_added_while_a_replan_runs_is_not_forgotten(redis: Redis) -> None:
+    queue = ReplanQueue(redis)
+    now = utc(2026, 11, 25, 12)
+    queue.add("alex-sam", now)
+    [seen] = queue.waiting(now)
+    queue.add("alex-sam", now + timedelta(seconds=1))  # committed after the pass read it
+    assert not queue.done(seen)
+    [again] = queue.waiting(now)
+    assert again.since == now  # the earliest change still counts
+    assert queue.done(again)
+    assert queue.waiting(now) == []

@@ -15,6 +15,7 @@ import pytest
 from redis import Redis
 
 from service.domain.clock import ManualClock
+from service.domain.couples import Couple
 from service.scheduler.process import run
 from service.scheduler.store import ScheduleStore
 from service.settings import load_settings
@@ -177,16 +178,23 @@ def test_feeds_are_rendered_at_start_on_edits_and_every_night(
 def test_a_restart_renders_only_the_feeds_of_couples_edited_meanwhile(
     redis_client: Redis,
 ) -> None:
-    from service.scheduler.process import _feeds_to_render
+    from service.scheduler.process import _feeds_rendered, _feeds_to_render
     from tests.domain.builders import couple
 
+    def render(couples: dict[str, Couple], removed: list[str]) -> list[str]:
+        stale, gone = _feeds_to_render(redis_client, couples, removed)
+        _feeds_rendered(redis_client, stale, gone)  # their renders were queued
+        return [*stale, *gone]
+
     a, b = couple({"kind": "date_night"}, couple="a"), couple({"kind": "date_night"}, couple="b")
-    assert sorted(_feeds_to_render(redis_client, {"a": a, "b": b}, [])) == ["a", "b"]
-    assert _feeds_to_render(redis_client, {"a": a, "b": b}, []) == [], "a restart, no edits"
+    assert sorted(render({"a": a, "b": b}, [])) == ["a", "b"]
+    assert render({"a": a, "b": b}, []) == [], "a restart, no edits"
     edited = couple({"kind": "date_night", "schedule": "every saturday at 20:00"}, couple="b")
-    assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["b"]
-    assert _feeds_to_render(redis_client, {"b": edited}, ["a"]) == ["a"]
-    assert _feeds_to_render(redis_client, {"a": a, "b": edited}, []) == ["a"], "a came back"
+    # Queueing the render failed (Redis away): nothing is recorded, so it is found again.
+    assert list(_feeds_to_render(redis_client, {"a": a, "b": edited}, [])[0]) == ["b"]
+    assert render({"a": a, "b": edited}, []) == ["b"]
+    assert render({"b": edited}, ["a"]) == ["a"]
+    assert render({"a": a, "b": edited}, []) == ["a"], "a came back"
 
 
 def test_the_loop_survives_redis_and_database_errors_and_logs_them_once(
@@ -222,3 +230,34 @@ def test_the_loop_survives_redis_and_database_errors_and_logs_them_once(
     assert len(errors) == 1, "one line while it keeps failing, not one per retry"
     assert "ConnectionError" in errors[0].getMessage()
     assert any("recovered after" in r.getMessage() for r in caplog.records)
+
+
+def test_an_edit_seen_while_the_database_is_away_is_planned_once_it_is_back(
+    scheduler: tuple[Running, Path, Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.scheduler.planner import Scheduler
+    from service.storage import StorageError
+
+    _, config, redis = scheduler
+    store = ScheduleStore(redis, queue="prompts")
+
+    def times() -> set[str]:
+        return {event_id.split("/")[2][-4:] for event_id, _ in store.pending("a")}
+
+    _wait(lambda: times() == {"2100"}, "the first plan")
+    real = Scheduler._replan
+    away = [True]
+
+    def replan(self: Scheduler, couple: Couple, now: object, **kwargs: object) -> None:
+        if away[0]:  # a re-plan reads the couple's skips and moves from the database
+            raise StorageError("sqlite:///x", "database is locked")
+        real(self, couple, now, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scheduler, "_replan", replan)
+    # The edit is noticed (the config reports it once) while a re-plan cannot read the
+    # couple's skips and moves: it must be planned once the database is back, not never.
+    _write(config / "a.yaml", VALID.replace("at 21:00", "at 20:00"), 1)
+    time.sleep(0.5)
+    assert times() == {"2100"}
+    away[0] = False
+    _wait(lambda: times() == {"2000"}, "the edit planned after the outage")

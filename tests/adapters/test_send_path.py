@@ -353,3 +353,27 @@ def test_a_take_over_with_a_provider_that_cannot_be_asked_is_unknown_not_resent(
     assert record is not None
     assert record.state is PromptState.UNKNOWN
     assert path.handle(_request(send)).outcome is Outcome.DONE_BEFORE
+
+
+def test_a_worker_that_has_not_read_an_edit_yet_reads_it_before_refusing_a_send(
+    world: World, tmp_path: Path
+) -> None:
+    from service.config.live import LiveConfig
+    from service.runtime import RefreshingCouples
+    from tests.couple_texts import VALID
+
+    config = tmp_path / "couples"
+    config.mkdir()
+    (config / "a.yaml").write_text(VALID)
+    couples = RefreshingCouples(LiveConfig(config), every_s=3600)  # it read the file once
+    assert couples.get("a") is not None
+    edited = VALID.replace("at 21:00", "at 20:00")
+    (config / "a.yaml").write_text(edited + "\n")  # the scheduler planned from this one
+    from service.config.loading import load_couple_text
+
+    new = load_couple_text(edited, "a.yaml", default_id="a")
+    send = _first_send(new)
+    world.clock.set(send.at)
+    sender = ConsoleSender(world.outbox, io.StringIO())
+    path = SendPath(couples, world.prompts, world.partners, sender, world.clock)
+    assert path.handle(_request(send)).outcome is Outcome.SENT

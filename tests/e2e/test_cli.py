@@ -371,3 +371,58 @@ def test_feed_export_has_exactly_the_calendar_occurrences_of_preview(example: st
     )  # fmt: skip
     assert expected, "the example has calendar rituals"
     assert found == expected
+
+
+# --- a bad environment -------------------------------------------------------------------
+
+SETTINGS_COMMANDS = [
+    ("validate",),
+    ("migrate",),
+    ("run",),
+    ("scheduler",),
+    ("worker",),
+    ("web",),
+    ("fire", "alex-and-sam", "check_in"),
+    ("reply", "--from", "+4915112340002", "DONE"),
+    ("feed", "urls"),
+    ("feed", "rotate", "alex-and-sam", "Alex"),
+    ("feed", "export", "alex-and-sam"),
+]
+
+
+@pytest.mark.parametrize("args", SETTINGS_COMMANDS, ids=lambda a: "-".join(a[:2]))
+def test_every_command_that_reads_settings_names_each_bad_variable_in_one_line_and_exits_2(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env |= {
+        "HEARTH_DATA_DIR": str(tmp_path / "var"),
+        "HEARTH_GRACE_PROMPT": "banana",
+        "HEARTH_PROMPT_LEASE_S": "-1",
+    }
+    result = subprocess.run(
+        [str(HEARTH), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: bad settings: ")
+    assert "HEARTH_GRACE_PROMPT: 'banana' is not a duration" in line
+    assert "HEARTH_PROMPT_LEASE_S: Input should be greater than 0 (it is '-1')" in line
+    assert not (tmp_path / "var").exists(), "nothing was started or created"
+
+
+@pytest.mark.parametrize(
+    "args", [("schema",), ("preview", EXAMPLES[0]), ("validate", EXAMPLES[0])],
+    ids=["schema", "preview", "validate-file"],
+)  # fmt: skip
+def test_commands_that_read_no_settings_ignore_a_bad_environment(args: tuple[str, ...]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    result = subprocess.run(
+        [str(HEARTH), *map(str, args)], cwd=ROOT, env=env | {"HEARTH_GRACE_PROMPT": "banana"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr

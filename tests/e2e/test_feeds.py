@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from service.domain.changes import Change
 from service.domain.clock import ManualClock
 from service.domain.sends import sends_for
+from service.embedded_redis import EmbeddedRedis
 from service.feeds.publisher import FeedPublisher, feed_key
 from service.feeds.render import feed_occurrences
 from service.feeds.tokens import token_hash
@@ -73,7 +74,7 @@ class Feeds:
 
     def url(self, partner: str = "alex") -> str:
         [found] = [u for u in self.publisher.urls("alex-sam") if u.partner == partner]
-        return found.https
+        return found.url
 
     def get(self, url: str, **headers: str) -> httpx.Response:
         return httpx.get(url, headers=headers, timeout=10)
@@ -178,7 +179,7 @@ def test_unknown_rotated_and_malformed_tokens_get_the_same_404(feeds: Feeds) -> 
     first = feeds.get(old)
     assert first.status_code == 200
     rotated = feeds.publisher.rotate("alex-sam", "sam")
-    assert rotated.https != old
+    assert rotated.url != old
     answers = [
         feeds.get(old),
         feeds.get(f"{feeds.base}/feeds/{'A' * 32}.ics"),
@@ -186,7 +187,7 @@ def test_unknown_rotated_and_malformed_tokens_get_the_same_404(feeds: Feeds) -> 
         feeds.get(f"{feeds.base}/feeds/{'%00' * 3}.ics"),
     ]
     assert {(r.status_code, r.content) for r in answers} == {(404, b"no such feed\n")}
-    assert feeds.get(rotated.https).status_code == 200
+    assert feeds.get(rotated.url).status_code == 200
     assert feeds.get(feeds.url("alex")).status_code == 200, "the other partner's URL stands"
 
 
@@ -223,13 +224,13 @@ def test_the_same_content_keeps_its_etag_and_a_change_gets_a_new_one(feeds: Feed
     assert changes[skip.id] == Change(skip.id, skipped=True)
 
 
-def test_a_known_token_without_a_published_feed_gets_503_and_a_render(feeds: Feeds) -> None:
+def test_a_known_token_without_a_published_feed_gets_503_and_one_render(feeds: Feeds) -> None:
     url = feeds.url()
     token = url.rsplit("/", 1)[1].removesuffix(".ics")
     feeds.redis.delete(feed_key(token_hash(token)))
-    response = feeds.get(url)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "30"
+    responses = [feeds.get(url) for _ in range(3)]  # calendar apps poll; one render is queued
+    assert [r.status_code for r in responses] == [503] * 3
+    assert {r.headers["retry-after"] for r in responses} == {"30"}
     ids = feeds.redis.lrange(f"dramatiq:{REPLIES_QUEUE}", 0, -1)
     raw = feeds.redis.hmget(f"dramatiq:{REPLIES_QUEUE}.msgs", ids)
     messages = [json.loads(m) for m in raw if m is not None]
@@ -290,3 +291,52 @@ def test_access_logs_never_show_a_feed_token(feeds: Feeds) -> None:
     )  # fmt: skip
     RedactFeedTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "GET /feeds/***.ics?x=1 HTTP/1.1" 200'
+
+
+def test_a_feed_request_while_redis_is_down_gets_503_with_retry_after_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stopped under a serving app: feeds and /healthz answer 503, the feed logs one
+    line without a traceback, and once Redis is back the same URL serves again."""
+    config = tmp_path / "couples"
+    config.mkdir()
+    (config / "alex-sam.yaml").write_text(COUPLE_YAML, encoding="utf-8")
+    db_url = f"sqlite:///{tmp_path / 'hearth.sqlite3'}"
+    with EmbeddedRedis(tmp_path / "var") as server:
+        for name, value in {
+            "HEARTH_CONFIG_DIR": str(config),
+            "HEARTH_DATA_DIR": str(tmp_path / "var"),
+            "REDIS_URL": server.url,
+            "DATABASE_URL": db_url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        migrate(db_url)
+        settings = load_settings()
+        clock = ManualClock(utc(2026, 11, 25, 12))
+        engine = make_engine(db_url)
+        redis = Redis.from_url(server.url)
+        try:
+            publisher = Runtime(settings, clock=clock, redis=redis, engine=engine).feed_publisher()
+            publisher.publish("alex-sam")
+            [path] = [u.url.split("/", 3)[3] for u in publisher.urls("alex-sam")[:1]]
+            with Serving(create_app(settings, server.url, clock)) as base:
+                assert httpx.get(f"{base}/{path}", timeout=10).status_code == 200
+                server.stop()
+                caplog.clear()
+
+                down = httpx.get(f"{base}/{path}", timeout=30)
+                health = httpx.get(f"{base}/healthz", timeout=30)
+
+                assert down.status_code == 503
+                assert down.headers["retry-after"] == "30"
+                assert health.status_code == 503
+                assert health.json()["redis"].startswith("unavailable")
+                logged = [r for r in caplog.records if r.name == "hearth.web.feeds"]
+                assert [r.levelname for r in logged] == ["WARNING"]
+                assert logged[0].exc_info is None
+                assert "\n" not in logged[0].getMessage()
+                server.start()
+                assert httpx.get(f"{base}/{path}", timeout=30).status_code == 200
+        finally:
+            redis.close()
+            engine.dispose()

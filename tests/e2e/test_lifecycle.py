@@ -38,6 +38,7 @@ from tests.web_server import free_port
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ALEX, SAM = "+491510000001", "+491510000002"  # couple_text(0, …)'s numbers
+CHECK_IN_AT_21 = couple_text(0, [("check_in", "every day at 21:00")])
 LEAD_S = 6.0  # start-up of the processes before the instant under test
 WAIT_S = 30.0  # bounds, never measurements
 
@@ -121,11 +122,10 @@ def _assert_once(service: Service) -> None:
 def test_a_snooze_goes_through_the_claim_to_the_outbox(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
-    config = tmp_path / "couples"
-    config.mkdir()
-    (config / "a.yaml").write_text(_couple("check_in", "every day at 21:00"))
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    service = Service(tmp_path, redis_server, sqlite_log, config)
+    service = _service(
+        tmp_path, redis_server, sqlite_log, _couple("check_in", "every day at 21:00")
+    )
+    due = _next(time_of_day(21, 0))
     with service.fleet:
         offset = clock_offset(due, LEAD_S)
         service.start(offset, web=True)
@@ -147,15 +147,13 @@ def test_a_snooze_goes_through_the_claim_to_the_outbox(
 def test_a_moved_date_nights_prompt_goes_out_at_its_new_time(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
-    config = tmp_path / "couples"
-    config.mkdir()
-    (config / "a.yaml").write_text(
-        _couple("date_night", "every friday at 19:30") + "    remind: [3h]\n"
+    service = _service(
+        tmp_path,
+        redis_server,
+        sqlite_log,
+        _couple("date_night", "every friday at 19:30") + "    remind: [3h]\n",
     )
-    friday = next_local(time_of_day(16, 30), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    while friday.astimezone(BERLIN).weekday() != 4:
-        friday += timedelta(days=1)
-    service = Service(tmp_path, redis_server, sqlite_log, config)
+    friday = _next(time_of_day(16, 30), weekday=4)
     with service.fleet:
         offset = clock_offset(friday, LEAD_S)
         service.start(offset, web=True)
@@ -176,11 +174,10 @@ def test_a_moved_date_nights_prompt_goes_out_at_its_new_time(
 def test_due_sends_survive_a_replan_after_downtime(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
-    config = tmp_path / "couples"
-    config.mkdir()
-    (config / "a.yaml").write_text(_couple("check_in", "every day at 21:00"))
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    service = Service(tmp_path, redis_server, sqlite_log, config)
+    service = _service(
+        tmp_path, redis_server, sqlite_log, _couple("check_in", "every day at 21:00")
+    )
+    due = _next(time_of_day(21, 0))
     with service.fleet, Redis.from_url(redis_server.url) as redis:
         offset = clock_offset(due, 3600)  # an hour early: plan, then go down
         service.start(offset)
@@ -188,7 +185,7 @@ def test_due_sends_survive_a_replan_after_downtime(
         service.stop()
         # While everything is down the 21:00 prompts come due, and the file is edited (a new
         # ritual): the restarted scheduler re-plans the couple in the tick that claims them.
-        (config / "a.yaml").write_text(
+        (service.config / "a.yaml").write_text(
             _couple("check_in", "every day at 21:00")
             + "  - kind: gratitude\n    schedule: every day at 21:30\n"
         )
@@ -203,22 +200,24 @@ def test_due_sends_survive_a_replan_after_downtime(
 def test_a_weekly_summary_waits_for_the_end_of_the_partners_quiet_hours(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
-    config = tmp_path / "couples"
-    config.mkdir()
-    (config / "a.yaml").write_text(
-        _couple("check_in", "every day at 21:00", alex_quiet="08:00-09:01")
+    service = _service(
+        tmp_path,
+        redis_server,
+        sqlite_log,
+        _couple("check_in", "every day at 21:00", alex_quiet="08:00-09:01"),
     )
-    monday = next_local(time_of_day(9, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    while monday.astimezone(BERLIN).weekday() != 0:
-        monday += timedelta(days=1)
-    service = Service(tmp_path, redis_server, sqlite_log, config)
+    monday = _next(time_of_day(9, 0), weekday=0)
     with service.fleet:
-        service.start(clock_offset(monday, LEAD_S))
+        offset = clock_offset(monday, LEAD_S)
+        service.start(offset)
         [sam] = service.wait_sent("/summary/sam")
         assert service.sent("/summary/alex") == [], "not inside Alex's quiet hours"
         at = datetime.fromisoformat(sam["sent_at"]).astimezone(BERLIN)
         assert at.strftime("%a %H:%M") == "Mon 09:00"
-        [alex] = service.wait_sent("/summary/alex")  # at 09:01, a minute later
+        service.stop()
+        assert service.sent("/summary/alex") == []
+        service.start(offset + 60 - 3)  # a minute later, as far as they can tell
+        [alex] = service.wait_sent("/summary/alex")  # at 09:01, when Alex's quiet hours end
         at = datetime.fromisoformat(alex["sent_at"]).astimezone(BERLIN)
         assert at.strftime("%a %H:%M") == "Mon 09:01"
         _assert_once(service)
@@ -227,18 +226,17 @@ def test_a_weekly_summary_waits_for_the_end_of_the_partners_quiet_hours(
 def test_a_worker_started_while_a_file_is_broken_runs_the_last_good_version(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
-    config = tmp_path / "couples"
-    config.mkdir()
-    (config / "a.yaml").write_text(_couple("check_in", "every day at 21:00"))
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    service = Service(tmp_path, redis_server, sqlite_log, config)
+    service = _service(
+        tmp_path, redis_server, sqlite_log, _couple("check_in", "every day at 21:00")
+    )
+    due = _next(time_of_day(21, 0))
     offset = clock_offset(due, LEAD_S + 4)
     with service.fleet, Redis.from_url(redis_server.url) as redis:
         env = service.env(offset)
         service.fleet.scheduler("scheduler", env=env)
         wait_for(lambda: redis.hlen("hearth:config:last-good") == 1, WAIT_S,
                  "the scheduler to load the file")  # fmt: skip
-        (config / "a.yaml").write_text("timezone: Europe/Berlin\npartners: [oops\n")
+        (service.config / "a.yaml").write_text("timezone: Europe/Berlin\npartners: [oops\n")
         service.fleet.worker("worker", threads=2, env=env)  # it never saw the good version
         service.fleet.wait_worker_ready("worker")
         sent = service.wait_sent("/prompt/", count=2)
@@ -248,6 +246,23 @@ def test_a_worker_started_while_a_file_is_broken_runs_the_last_good_version(
             assert record is not None
             assert record.state is PromptState.SENT
         _assert_once(service)
+
+
+def _service(tmp: Path, redis: RedisServer, log: Log, couple: str) -> Service:
+    """The service of one test, for one couple file ``couple``."""
+    config = tmp / "couples"
+    config.mkdir()
+    (config / "a.yaml").write_text(couple)
+    return Service(tmp, redis, log, config)
+
+
+def _next(at: time_of_day, weekday: int | None = None) -> datetime:
+    """The next instant at wall time ``at`` in Berlin (on ``weekday``, 0 = Monday) that
+    leaves the processes time to start."""
+    found = next_local(at, datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
+    while weekday is not None and found.astimezone(BERLIN).weekday() != weekday:
+        found += timedelta(days=1)
+    return found
 
 
 def _pending(redis: Redis) -> list[str]:

@@ -106,6 +106,60 @@ def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: P
     assert [pid for pid in children if _alive(int(pid))] == []
 
 
+def test_run_on_its_own_port_is_found_by_reply_feed_urls_and_fire(tmp_path: Path) -> None:
+    """No HEARTH_PUBLIC_URL: `hearth run --port` says where it serves in run.json, and the
+    other commands find it there; a fire to an opted-out partner says why it was not sent."""
+    config = tmp_path / "couples"
+    shutil.copytree(ROOT / "config" / "couples", config)
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HEARTH_") and k not in ("REDIS_URL", "DATABASE_URL")
+    }
+    env |= {"HEARTH_DATA_DIR": str(tmp_path / "var"), "HEARTH_CONFIG_DIR": str(config)}
+    run_file = tmp_path / "var" / "run.json"
+    log = (tmp_path / "run.log").open("w")
+    run = subprocess.Popen(
+        [str(HEARTH), "run", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def hearth(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(HEARTH), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    try:
+        _wait(lambda: run_file.exists() and _healthy(port), 60, "/healthz and run.json")
+        recorded = json.loads(run_file.read_text())
+        assert recorded["pid"] == run.pid
+        assert recorded["web_url"] == f"http://127.0.0.1:{port}"
+        assert recorded["redis_url"].startswith("unix://")
+        assert set(recorded["children"]) == {"redis", "scheduler", "worker", "web"}
+
+        urls = hearth("feed", "urls", "alex-and-sam")
+        assert urls.returncode == 0, urls.stderr
+        label, url = urls.stdout.splitlines()[1].split()
+        assert label == "http:"  # what it is: no "https" on a plain-HTTP local run
+        assert url.startswith(f"http://127.0.0.1:{port}/feeds/")
+        assert httpx.get(url, timeout=10).status_code == 200
+
+        stopped = hearth("reply", "--from", "+4915112340002", "STOP")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "unsubscribed" in stopped.stdout
+
+        fired = hearth("fire", "alex-and-sam", "check_in", "--wait", "30")
+        assert fired.returncode == 1, fired.stdout + fired.stderr
+        outcomes = fired.stdout.splitlines()[2:]
+        assert outcomes == ["sent to Alex", "not sent to Sam: the partner opted out"]
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=60)
+        log.close()
+    assert code == 0
+    assert not run_file.exists(), "a clean stop removes run.json"
+
+
 def _feed_commands(env: dict[str, str], port: int) -> None:
     """`hearth feed urls` gives a URL the running service serves; export prints its bytes;
     rotate makes it 404."""

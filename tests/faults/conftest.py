@@ -19,6 +19,12 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """Fault tests never share a Redis, nor use REDIS_URL's: each has an embedded one."""
+    return redis_server.url
+
+
 @dataclass(frozen=True)
 class Log:
     url: str

@@ -54,18 +54,24 @@ __all__ = [
     "Fleet",
     "RedisServer",
     "Tally",
+    "all_sent",
     "clock_offset",
+    "couple_path",
     "couple_text",
     "due_sends",
     "hearth_env",
+    "jitter",
     "kill_group",
     "next_local",
+    "outbox_counts",
     "redeliver_from_dead_workers",
+    "seconds_before",
     "sleep_until",
     "stop_group",
     "tail",
     "tally",
     "unacked",
+    "wait_until",
     "write_couples",
 ]
 
@@ -188,7 +194,14 @@ class Started:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    log_start: int  # where this run's output begins in ``log`` (a name may be started again)
     ended_by_test: bool = False
+
+    def output(self) -> str:
+        """What this run of the process has logged so far."""
+        if not self.log.exists():
+            return ""
+        return self.log.read_bytes()[self.log_start :].decode(errors="replace")
 
 
 @dataclass
@@ -216,6 +229,7 @@ class Fleet:
         assert name not in self.started or self.started[name].ended_by_test, name
         log_path = self.directory / f"{name}.log"
         with log_path.open("ab") as log:
+            log_start = log.tell()
             process = subprocess.Popen(
                 command,
                 cwd=self.directory,  # no stray .env from the checkout
@@ -225,7 +239,7 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.started[name] = Started(name, process, log_path)
+        self.started[name] = Started(name, process, log_path, log_start)
         return process
 
     def scheduler(self, name: str = "scheduler", env: Mapping[str, str] | None = None) -> None:
@@ -261,7 +275,7 @@ class Fleet:
         """Until dramatiq logs that its worker processes consume."""
         entry = self.started[name]
         wait_for(
-            lambda: WORKER_READY in _read(entry.log) or entry.process.poll() is not None,
+            lambda: WORKER_READY in entry.output() or entry.process.poll() is not None,
             timeout_s,
             f"{name} to be ready",
             every_s=0.1,

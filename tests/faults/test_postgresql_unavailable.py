@@ -9,12 +9,16 @@ Then ``LOGIN`` is given back. The test reads the prompt log as the server's own 
 its reads are unaffected.
 
 During the outage couple-000's file gains a second ritual at the same instant, so that the
-scheduler has to re-plan, which reads the database, while it is down; that ritual's texts
-are expected too. The worker meets the outage when the due texts arrive: each claim fails
-with a ``StorageError`` and is retried by Dramatiq after its backoff (15-30 s for the first
-retry). ``HEARTH_PROMPT_LEASE_S`` is 3 s, so that a row left pending by a connection killed
-between the console write and ``mark_sent`` is taken over by the retry instead of after
-5 minutes; it must not be sent twice.
+scheduler has to re-plan, which reads the database, while it is down. Two things are owed
+for it: the edit is planned once the database is back (its texts of the next evening are in
+the schedule within ``REPLAN_S``), and its texts at the due instant, which came due during
+the outage after the file was saved, go out late (within their grace) exactly once.
+
+The worker meets the outage when the due texts arrive: each claim fails with a
+``StorageError`` and is retried by Dramatiq after its backoff (15-30 s for the first retry).
+``HEARTH_PROMPT_LEASE_S`` is 3 s, so that a row left pending by a connection killed between
+the console write and ``mark_sent`` is taken over by the retry instead of after 5 minutes;
+it must not be sent twice.
 """
 
 from __future__ import annotations
@@ -62,7 +66,9 @@ ADDED = ("gratitude", "every day at 21:00")
 LEAD_S = 10.0
 OUTAGE_BEFORE_S = 3.0  # the outage starts this long before the due instant
 OUTAGE_S = 6.0
-FINISH_S = 75.0  # the first retry comes 15-30 s after the failed claim
+REPLAN_S = 10.0  # the scheduler re-reads the config every 2 s, and backs off up to 5 s
+FINISH_S = 45.0  # after the outage; a failed claim's first retry comes 15-30 s later
+ADDED_S = 5.0  # after those: the edit's texts have no retry to wait for
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ def test_postgresql_unavailable_for_a_few_seconds(
                     f"the processes took over {LEAD_S} s to start\n" + fleet.logs()
                 )
 
+                planned = due_sends(config, due)
                 sleep_until(start_at, offset)
                 with outage(role) as report:
                     time.sleep(0.5)
@@ -118,28 +125,52 @@ def test_postgresql_unavailable_for_a_few_seconds(
                     scratch.write_text(couple_text(0, [CHECK_IN, ADDED]), encoding="utf-8")
                     os.replace(scratch, edited)
                     time.sleep(OUTAGE_S - 0.5)
-                expected = due_sends(config, due)
-                assert len(expected) == COUPLES * 2 + 2
+                added = due_sends(config, due) - planned
+                assert len(planned) == COUPLES * 2
+                assert len(added) == 2
+                tomorrow = next_local(time_of_day(21, 0), due + timedelta(seconds=1))
+                next_evening = {
+                    e for e in due_sends(config, tomorrow) if e.startswith("couple-000/gratitude/")
+                }
+                assert len(next_evening) == 2
+                replanned = wait_until(
+                    lambda: all(redis.zscore("hearth:due", e) is not None for e in next_evening),
+                    REPLAN_S,
+                    fleet,
+                )
 
-                done = wait_until(all_sent(log, expected), FINISH_S, fleet)
+                done = wait_until(all_sent(log, planned), FINISH_S, fleet)
+                # The edit's texts, once planned, go out before the retries of the others.
+                done = wait_until(all_sent(log, added), ADDED_S, fleet) and done
                 died = fleet.died()
                 running = fleet.running()
                 logs = fleet.logs()
                 fleet.stop_all()
 
-            result = tally(outbox, expected, log)
+            result = tally(outbox, planned, log, others=frozenset(added))
+            edit = tally(outbox, added, log, others=frozenset(planned))
             print(
                 f"ready {margin:.1f} s before the due instant; "
                 f"database refused logins for {OUTAGE_S} s from {OUTAGE_BEFORE_S} s before "
                 f"the due instant ({report.terminated} backends terminated, probe refused: "
-                f"{report.refused}): {result}"
+                f"{report.refused}): planned before: {result}\nadded during the outage: {edit}; "
+                f"the edit planned {REPLAN_S} s after the outage: {replanned}"
             )
             assert report.refused, "the outage did not make connecting fail"
             assert not died, (
                 f"processes died during the outage: {died} (still running: {running}); "
                 f"finished: {done}\n{result}\n{logs}"
             )
-            assert result.exactly_once, f"{result}\n{logs}"
+            assert result.exactly_once, f"texts planned before the outage: {result}\n{logs}"
+            assert replanned, (
+                f"the edit of {couple_path(config, 0).name} made during the outage was never "
+                f"planned: its next evening's texts are not in the schedule {REPLAN_S} s after "
+                f"the outage ({sorted(next_evening)})\n{logs}"
+            )
+            assert edit.exactly_once, (
+                f"the ritual added to {couple_path(config, 0).name} during the outage: {edit}"
+                f"\n{logs}"
+            )
         finally:
             reader.dispose()
 

@@ -8,13 +8,14 @@ recorded ``sent`` must not go out a second time when another worker takes its cl
 The real thing: 250 couples x 2 partners x 2 rituals at 21:00 (Berlin) planned and claimed
 by ``python -m service.cli scheduler`` onto Dramatiq's ``prompts`` queue in the embedded Redis
 this test starts; ``python -m dramatiq workers.main`` with 4 threads sends them to the
-outbox and a SQLite prompt log (or PostgreSQL, when DATABASE_URL is set). The dead worker's
-unacknowledged messages are requeued by Dramatiq's own maintenance, run by the test with a
-1 s heartbeat timeout (the workers' broker waits 30 s).
+outbox and the prompt log: a PostgreSQL schema when DATABASE_URL is set, else SQLite. The
+dead worker's unacknowledged messages are requeued by Dramatiq's own maintenance, run by
+the test with a 1 s heartbeat timeout (the workers' broker waits 30 s).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
@@ -24,7 +25,7 @@ import pytest
 from redis import Redis
 
 from service.storage import PromptLog, PromptState, make_engine, migrate
-from tests.databases import BACKENDS, database
+from tests.databases import database
 from tests.faults.processes import (
     Fleet,
     RedisServer,
@@ -53,9 +54,12 @@ FINISH_S = 90.0
 WINDOW_S = 5.0  # how long to look for a text out but unrecorded before killing anyway
 
 
-@pytest.fixture(params=BACKENDS)
-def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database(str(request.param), tmp_path) as url:
+@pytest.fixture
+def log_url(tmp_path: Path) -> Iterator[str]:
+    """The deployment's log: a PostgreSQL schema when DATABASE_URL is set (as in CI), else
+    SQLite. One backend per run keeps the faults directory within its time budget;
+    test_worker_killed.py runs its batch on both."""
+    with database("postgresql" if os.environ.get("DATABASE_URL") else "sqlite", tmp_path) as url:
         migrate(url)
         yield url
 

@@ -158,13 +158,10 @@ STATISTICS: Counter[str] = Counter()
 # The scheduler's catch-up after an outage reaches back this far (Scheduler's default).
 CATCH_UP = timedelta(days=7)
 CATCH_UP_BOUND = "beyond the catch-up bound"
-MOVED_BEFORE_REPLAN = "moved, due before the scheduler's next pass"
 
 # Known open findings the invariants tolerate until the lead decides, each with its
 # xfail(strict=True) test in test_regressions.py. Empty when none is open.
-ALLOWANCES: frozenset[str] = frozenset(
-    {"confirmation-in-quiet-hours", "catch-up-bound", "moved-before-replan"}
-)
+ALLOWANCES: frozenset[str] = frozenset({"confirmation-in-quiet-hours", "catch-up-bound"})
 
 
 # --- the couples ---------------------------------------------------------------------------
@@ -540,7 +537,6 @@ class Model:
     seq: int = 0
     states: dict[tuple[str, str], list[PartnerState]] = field(default_factory=dict)
     changes: dict[str, list[tuple[datetime, dict[str, Change]]]] = field(default_factory=dict)
-    change_seqs: dict[str, list[int]] = field(default_factory=dict)  # the pass before each
     snoozes: list[Snooze] = field(default_factory=list)
     replies: dict[str, ReplyInfo] = field(default_factory=dict)
     sent: dict[str, dict[str, str]] = field(default_factory=dict)  # outbox lines by event id
@@ -664,10 +660,9 @@ class Model:
             if not first or send.at <= first[0][0]:
                 out.setdefault(send.event_id, Due(why, send.at))
         for occ, steps in timeline.items():
-            for k, (since, change, seq) in enumerate(steps):
+            for k, (since, change) in enumerate(steps):
                 if change.skipped:
                     continue
-                replanned = self._next_pass(seq)
                 until = steps[k + 1][0] if k + 1 < len(steps) else high
                 w_low, w_high = max(low, since), min(high, until)
                 if w_high < w_low:
@@ -675,29 +670,18 @@ class Model:
                 moved = planned_sends(version, w_low, w_high + timedelta(microseconds=1),
                                       {occ: change})  # fmt: skip
                 for send in moved:
-                    if send.occurrence_id != occ:
-                        continue
-                    why = f"moved at {since:%d %H:%M}"
-                    if replanned is None or send.at < replanned:
-                        why = MOVED_BEFORE_REPLAN  # ALLOWANCES: "moved-before-replan"
-                    out.setdefault(send.event_id, Due(why, send.at))
+                    if send.occurrence_id == occ:
+                        out.setdefault(send.event_id, Due(f"moved at {since:%d %H:%M}", send.at))
 
-    def _change_timeline(self, couple_id: str) -> dict[str, list[tuple[datetime, Change, int]]]:
-        """Each changed occurrence's changes, in the order they were made, each with the
-        number of the scheduler pass before it."""
-        out: dict[str, list[tuple[datetime, Change, int]]] = {}
-        history = zip(self.changes.get(couple_id, []), self.change_seqs.get(couple_id, []),
-                      strict=True)  # fmt: skip
-        for (when, snapshot), seq in history:
+    def _change_timeline(self, couple_id: str) -> dict[str, list[tuple[datetime, Change]]]:
+        """Each changed occurrence's changes, in the order they were made."""
+        out: dict[str, list[tuple[datetime, Change]]] = {}
+        for when, snapshot in self.changes.get(couple_id, []):
             for occ, change in snapshot.items():
                 steps = out.setdefault(occ, [])
                 if not steps or steps[-1][1] != change:
-                    steps.append((when, change, seq))
+                    steps.append((when, change))
         return out
-
-    def _next_pass(self, seq: int) -> datetime | None:
-        """When the first scheduler pass after pass ``seq`` got through."""
-        return next((t for t, n in self.ok_steps if n > seq), None)
 
     def _required_summaries(self, couple_id: str, end: datetime, out: dict[str, Due]) -> None:
         epochs = self.epochs[couple_id]
@@ -1102,7 +1086,6 @@ class LifecycleMachine(RuleBasedStateMachine):
             model.set_state(c, p, now, paused_until=None)
         elif outcome in ("skipped", "moved"):
             model.changes.setdefault(c, []).append((now, AnswerLog(self.clean).changes(c)))
-            model.change_seqs.setdefault(c, []).append(model.seq)
         elif outcome == "snoozed":
             assert occurrence_id is not None
             send_id = SendId(occurrence_id, Purpose.snooze(info.received_at + SNOOZE), p)
@@ -1271,9 +1254,6 @@ class LifecycleMachine(RuleBasedStateMachine):
             why = due.why
             if why == CATCH_UP_BOUND and "catch-up-bound" in ALLOWANCES:
                 self._seen.add("allowed: a text beyond the catch-up bound")
-                continue
-            if why == MOVED_BEFORE_REPLAN and "moved-before-replan" in ALLOWANCES:
-                self._seen.add("allowed: a moved text due before the re-plan")
                 continue
             assert event_id in lines or (row is not None and row.state is PromptState.MISSED), (
                 f"{event_id} ({why}) was due by {end} but was neither sent nor recorded: "

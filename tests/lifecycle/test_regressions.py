@@ -292,23 +292,13 @@ def test_a_confirmation_is_not_texted_inside_the_partners_quiet_hours(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: after a skip or a move the scheduler re-plans the couple from its next "
-    "pass on, so a moved occurrence's text due between the move and that pass (the "
-    "scheduler down or late) is dropped unrecorded, unlike any other text, which a late "
-    "scheduler still sends within its grace or records missed. Re-plan from the change's "
-    "time (e.g. the re-plan set scored by it), or have the follow-up add the moved texts "
-    "as it adds a snooze. The lifecycle model tolerates it (ALLOWANCES: 'moved-before-"
-    "replan').",
-)
 def test_a_moved_occurrences_text_due_before_the_schedulers_next_pass_is_not_dropped(
     engine: Engine, redis_client: Redis
 ) -> None:
     """At 14:00 Sam moved tonight's date night to 14:10. The scheduler's next pass came at
     14:15 (it was restarting): it re-planned from 14:15, and the 14:10 prompt was never
     sent nor recorded (the model: ``…/reminder-3h@…Z/alex`` due as the move was handled,
-    no row)."""
+    no row). Fixed on main by a607242 (the re-plan starts from the reply's arrival)."""
     c = couple({"kind": "date_night", "schedule": "every friday at 19:30"})
     zone = c.partner_zone(c.partners[0])
     two_pm = datetime(2026, 6, 5, 14, 0, tzinfo=zone)  # a Friday
@@ -328,7 +318,9 @@ def test_a_moved_occurrences_text_due_before_the_schedulers_next_pass_is_not_dro
     move = ChangeEffect(c.id, "date_night", occ_id, "sam", moved_to=moved_to)
     replies.settle(sid, Settlement("moved", "Moved.", c.id, "sam", "move", occ_id,
                                    changes=(move,)), two_pm)  # fmt: skip
-    ScheduleFollowUps(redis_client, store).occurrence_changed("occurrence.moved", c.id, occ_id)
+    ScheduleFollowUps(redis_client, store).occurrence_changed(
+        "occurrence.moved", c.id, occ_id, two_pm
+    )
     scheduler.tick(two_pm + timedelta(minutes=15))
     queued = {i.decode() for i in redis_client.lrange(f"dramatiq:{PROMPTS_QUEUE}", 0, -1)}
     for partner in ("alex", "sam"):
