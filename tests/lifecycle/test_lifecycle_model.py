@@ -251,7 +251,9 @@ COUPLES = (
 )  # fmt: skip
 SPECS = {c.id: c for c in COUPLES}
 PEOPLE = [(c.id, p) for c in COUPLES for p in c.people]
-TIMES = ("06:45", "07:30", "08:00", "12:30", "19:00", "21:00", "22:45", "23:40")
+# 01:30 is in London's spring-forward gap on 29 March, 02:30 in Sydney's fall-back fold on
+# 5 April (it happens twice there); the late ones fall in somebody's quiet hours.
+TIMES = ("01:30", "02:30", "06:45", "07:30", "08:00", "12:30", "19:00", "21:00", "22:45", "23:40")
 BODIES = (
     "DONE",
     "SKIP",
