@@ -66,7 +66,7 @@ from enum import StrEnum
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import dramatiq.brokers.redis
 import pytest
@@ -370,7 +370,7 @@ class FaultyRedis(Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         self.faults.hit(FaultKind.REDIS)
-        return super().execute_command(*args, **options)
+        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
         self.faults.hit(FaultKind.REDIS)
@@ -764,7 +764,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.mtime_ns = 1_700_000_000 * 10**9
         self.faults = Faults()
         self.crashes = Crashes()
-        redis = FaultyRedis.from_url(env.redis_url, socket_timeout=5)
+        redis = cast("FaultyRedis", FaultyRedis.from_url(env.redis_url, socket_timeout=5))
         redis.faults = self.faults
         self.redis: Redis = redis
         self.broker = RedisBroker(  # type: ignore[no-untyped-call]
@@ -1380,7 +1380,7 @@ def env(
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("HEARTH_PROMPT_LEASE_S", str(LEASE_S))
     for module in (workers.prompts, workers.replies, workers.weeks, workers.feeds):
-        wiring = module._wiring  # type: ignore[attr-defined]
+        wiring = module._wiring
         monkeypatch.setattr(module, "_wiring", type(wiring)())
     return Env(redis_url, redis_client, tmp_path, monkeypatch, clock)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from dramatiq.brokers.redis import RedisBroker
@@ -322,7 +323,8 @@ def test_a_moved_occurrences_text_due_before_the_schedulers_next_pass_is_not_dro
         "occurrence.moved", c.id, occ_id, two_pm
     )
     scheduler.tick(two_pm + timedelta(minutes=15))
-    queued = {i.decode() for i in redis_client.lrange(f"dramatiq:{PROMPTS_QUEUE}", 0, -1)}
+    raw = cast("list[bytes]", redis_client.lrange(f"dramatiq:{PROMPTS_QUEUE}", 0, -1))
+    queued = {i.decode() for i in raw}
     for partner in ("alex", "sam"):
         prompt = str(SendId(occ_id, Purpose.prompt(moved_to), partner))
         assert prompt in queued or prompt in missed, f"{prompt} was dropped"
