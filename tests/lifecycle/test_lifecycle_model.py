@@ -439,12 +439,14 @@ class SimWorker:
     def nack(self, queue: str, message: Message[Any]) -> None:
         self.broker.do_nack(queue, message.options["redis_message_id"])
 
-    def release_due(self) -> None:
-        """Delayed messages whose eta has come go to their queue, as Dramatiq's worker does."""
+    def release_due(self) -> set[str]:
+        """Delayed messages whose eta has come go to their queue, as Dramatiq's worker does;
+        returns the actors they were for."""
         for queue in DELAY_QUEUES:
             self.delayed += [(queue, m) for m in self.fetch(queue, 1000)]
         now = _ms(self._clock.now())
         waiting = []
+        released = set()
         for queue, message in self.delayed:
             if message.options.get("eta", 0) > now:
                 waiting.append((queue, message))
@@ -453,7 +455,9 @@ class SimWorker:
             del moved.options["eta"]
             self.broker.enqueue(moved)
             self.ack(queue, message)
+            released.add(message.actor_name)
         self.delayed = waiting
+        return released
 
     def next_message(self, queues: Sequence[str]) -> tuple[str, Message[Any]] | None:
         for queue in queues:
@@ -920,7 +924,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         with self.faults.step():
             for _ in range(MOST_MESSAGES_PER_DRAIN):
                 self.worker.heartbeat()
-                self.worker.release_due()
+                for actor in self.worker.release_due():
+                    self._seen.add(f"a delayed message came due ({actor})")
                 found = self.worker.next_message(queues)
                 if found is None:
                     return
@@ -1034,7 +1039,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                     enqueue_reply(self.broker, sid)
                 except RedisError:
                     if not self.faults.fired:
-                        raise  # stored, not queued: the reconciler re-queues it
+                        raise
+                    self._seen.add("a reply stored, not queued (the reconciler's)")
 
     @rule(
         fault=st.one_of(
