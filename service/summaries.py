@@ -114,7 +114,7 @@ class WeeklySummaries:
             if release > deadline:
                 reason = "quiet hours last past its deadline"
             elif release > now:
-                self._prompts.release(event_id, "quiet hours", now)
+                self._prompts.release(event_id, "quiet hours", now, release)
                 return SendResult(Outcome.HELD, "quiet hours", retry_at=release)
         if reason is not None:
             self._prompts.mark_missed(event_id, reason, now)

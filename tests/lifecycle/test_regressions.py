@@ -12,8 +12,9 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from dramatiq.brokers.redis import RedisBroker
@@ -47,6 +48,7 @@ from service.storage import (
     make_engine,
     migrate,
 )
+from service.summaries import WeeklySummaries
 from tests.couple_texts import VALID
 from tests.domain.builders import couple
 
@@ -313,7 +315,35 @@ def test_a_moved_occurrences_text_due_before_the_schedulers_next_pass_is_not_dro
         "occurrence.moved", c.id, occ_id, two_pm
     )
     scheduler.tick(two_pm + timedelta(minutes=15))
-    queued = {i.decode() for i in redis_client.lrange(f"dramatiq:{PROMPTS_QUEUE}", 0, -1)}
+    raw = cast("list[bytes]", redis_client.lrange(f"dramatiq:{PROMPTS_QUEUE}", 0, -1))
+    queued = {i.decode() for i in raw}
     for partner in ("alex", "sam"):
         prompt = str(SendId(occ_id, Purpose.prompt(moved_to), partner))
         assert prompt in queued or prompt in missed, f"{prompt} was dropped"
+
+
+def test_a_summary_held_by_quiet_hours_is_left_to_its_delayed_message_until_then(
+    engine: Engine, tmp_path: Path, redis_client: Redis
+) -> None:
+    """Alex's weekly summary was handled at 20:10, late (the worker had a backlog), inside
+    Alex's quiet hours (20:00-20:45): held until 20:45, its message delayed till then. But
+    the prompt log was not told when it would come back, so the row looked abandoned two
+    minutes (one lease) later, and the reconciler re-queued it every lease until 20:45, each
+    time one more delayed message (the model's runs logged "re-queued 1 pending sends whose
+    message was lost" over and over). A held prompt says when (``release(..., retry_at)``)."""
+    alex = {"name": "Alex", "phone": "+15550000001", "quiet_hours": "20:00-20:45"}
+    sam = {"name": "Sam", "phone": "+15550000002"}
+    c = couple({"kind": "check_in"}, partners=[alex, sam])
+    monday = date(2026, 6, 1)
+    zone = c.partner_zone(c.partners[0])
+    clock = ManualClock(datetime(2026, 6, 8, 20, 10, tzinfo=zone))  # the next Monday
+    prompts = PromptLog(engine, lease=LEASE)
+    summaries = WeeklySummaries(
+        Couples({c.id: c}), AnswerLog(engine), prompts, PartnerStates(engine),
+        ConsoleSender(tmp_path / "outbox.jsonl", io.StringIO()), clock,
+    )  # fmt: skip
+    result = summaries.send(c.id, monday, "alex")["alex"]
+    assert result.outcome is Outcome.HELD
+    assert result.retry_at == datetime(2026, 6, 8, 20, 45, tzinfo=zone)
+    stale = prompts.stale(clock.now() + LEASE + timedelta(seconds=1))
+    assert not stale, f"held till 20:45, yet up for re-queueing at 20:12: {stale[0].event_id}"
