@@ -250,6 +250,9 @@ class RefreshingCouples:
         self._maybe_refresh()
         return self.live.by_phone(phone)
 
+    def unreadable(self, couple_id: str) -> bool:
+        return self.live.unreadable(couple_id)
+
     def refresh_now(self) -> None:
         """Read the directory now, waiting for a refresh another thread has begun: for a
         decision that must not rest on a version older than the scheduler's."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_GUARDS",
+    "CoupleUnreadable",
     "Outcome",
     "SendPath",
     "SendRequest",
@@ -62,6 +63,9 @@ __all__ = [
 log = logging.getLogger("hearth.sending")
 
 
+# A send whose couple's file cannot be read comes back this much later (the reconciler's
+# clock: Dramatiq's retry decides the message's own).
+UNREADABLE_RETRY = timedelta(minutes=1)
 # Waits between tries to record a send the provider accepted (the database may be away
 # for a moment); the text is never sent again meanwhile.
 RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
@@ -120,9 +124,16 @@ class CoupleSource(Protocol):
 
 @runtime_checkable
 class Refreshable(Protocol):
-    """A couple source that can read the config anew on demand (a worker's)."""
+    """A couple source that can read the config anew on demand (a worker's), and tell a
+    couple that is gone from one whose file it cannot read yet."""
 
     def refresh_now(self) -> None: ...
+    def unreadable(self, couple_id: str) -> bool: ...
+
+
+class CoupleUnreadable(RetryableDeliveryError):
+    """The couple's file is broken and no good version of it could be read (the shared
+    ones live in Redis): the send waits for one rather than being recorded missed."""
 
 
 class AnswerSource(Protocol):
@@ -297,6 +308,10 @@ class SendPath:
         claim = self._prompts.claim(_prompt(request, send), now)
         if not claim:
             return self._not_claimed(request, now)
+        if couple is None and isinstance(self._couples, Refreshable):
+            unreadable = self._unreadable(request, now)
+            if unreadable is not None:
+                return unreadable
         if claim is Claim.TAKEN_OVER:
             settled = self._reconcile(request, couple, send, now)
             if settled is not None:
@@ -335,6 +350,20 @@ class SendPath:
             text, self._sender, self._prompts, self._partners, self._clock, now,
             record_retries_s=self._record_retries_s, unrecorded=self._unrecorded,
         )  # fmt: skip
+
+    def _unreadable(self, request: SendRequest, now: datetime) -> SendResult | None:
+        """While the couple's file cannot be read: raise for a retry, until a prompt's grace
+        after the text was due; then record it missed, saying why."""
+        assert isinstance(self._couples, Refreshable)
+        if not self._couples.unreadable(request.couple):
+            return None
+        if now > request.due + self._grace.prompt:
+            reason = f"the file of {request.couple} could not be read in time"
+            self._prompts.mark_missed(request.event_id, reason, now)
+            return SendResult(Outcome.MISSED, reason)
+        reason = f"the file of {request.couple} cannot be read yet"
+        self._prompts.release(request.event_id, reason, now, now + UNREADABLE_RETRY)
+        raise CoupleUnreadable(reason)
 
     def _reconcile(
         self, request: SendRequest, couple: Couple | None, send: PlannedSend | None, now: datetime

@@ -86,6 +86,11 @@ class LiveConfig:
         for every send)."""
         return self._couples.get(couple_id)
 
+    def unreadable(self, couple_id: str) -> bool:
+        """Whether ``couple_id`` names a file that is there but has no good version (broken
+        since before this process read it, and no shared version could be read)."""
+        return any(f.couple is None and path.stem == couple_id for path, f in self._files.items())
+
     def by_phone(self, phone: str) -> list[tuple[Couple, Partner]]:
         """The partners with this number (E.164), with their couples; usually one or none."""
         return list(self._phones.get(phone, ()))
@@ -124,6 +129,13 @@ class LiveConfig:
             stamp = (st.st_mtime_ns, st.st_size)
             known = self._files.get(path)
             if known is not None and known.stamp == stamp:
+                if known.couple is None and self._last_good is not None:
+                    # Broken with no good version when it was read (perhaps Redis was
+                    # away): the shared one may be readable now.
+                    shared = self._shared_version(path)
+                    if shared is not None:
+                        self._files[path] = _File(stamp, shared)
+                        touched = True
                 continue
             touched = True
             try:

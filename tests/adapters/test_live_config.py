@@ -131,3 +131,30 @@ def test_the_config_goes_on_when_redis_is_away(tmp_path: Path, redis_client: Red
     live = LiveConfig(tmp_path, RedisLastGood(away))
     assert live.refresh().changed == ["a"]
     assert live.get("a") is not None
+
+
+def test_a_broken_file_read_while_redis_was_away_gets_its_shared_version_once_it_is_back(
+    tmp_path: Path, redis_client: Redis
+) -> None:
+    from service.config.shared import SharedConfigUnavailable
+
+    RedisLastGood(redis_client).save("a.yaml", VALID)  # what another process loaded
+    _write(tmp_path / "a.yaml", VALID.replace("at 21:00", "at 25:00"))
+
+    class Flaky(RedisLastGood):
+        away = True
+
+        def load(self, name: str) -> str | None:
+            if self.away:
+                raise SharedConfigUnavailable("Redis: connection refused")
+            return super().load(name)
+
+    shared = Flaky(redis_client)
+    live = LiveConfig(tmp_path, shared)
+    live.refresh()
+    assert live.get("a") is None
+    assert live.unreadable("a")
+    shared.away = False
+    assert live.refresh().changed == ["a"]  # the file did not change; Redis came back
+    assert live.get("a") is not None
+    assert not live.unreadable("a")

@@ -377,3 +377,43 @@ def test_a_worker_that_has_not_read_an_edit_yet_reads_it_before_refusing_a_send(
     sender = ConsoleSender(world.outbox, io.StringIO())
     path = SendPath(couples, world.prompts, world.partners, sender, world.clock)
     assert path.handle(_request(send)).outcome is Outcome.SENT
+
+
+def test_a_send_whose_couple_file_cannot_be_read_waits_for_it_not_recorded_missed(
+    world: World, tmp_path: Path
+) -> None:
+    from service.config.live import LiveConfig
+    from service.config.loading import load_couple_text
+    from service.runtime import RefreshingCouples
+    from service.sending import CoupleUnreadable
+    from tests.couple_texts import VALID
+
+    config = tmp_path / "couples"
+    config.mkdir()
+    (config / "a.yaml").write_text("timezone: Europe/Berlin\npartners: [oops\n")
+    # A worker started while the file is broken, with no shared good version to read.
+    couples = RefreshingCouples(LiveConfig(config), every_s=3600)
+    send = _first_send(load_couple_text(VALID, "a.yaml", default_id="a"))
+    world.clock.set(send.at)
+    sender = ConsoleSender(world.outbox, io.StringIO())
+    path = SendPath(couples, world.prompts, world.partners, sender, world.clock)
+    with pytest.raises(CoupleUnreadable):
+        path.handle(_request(send))
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert (record.state, record.claimed_at) == (PromptState.PENDING, None)
+    (config / "a.yaml").write_text(VALID)  # mended: the retry sends it
+    world.clock.advance(timedelta(minutes=1))
+    assert path.handle(_request(send)).outcome is Outcome.SENT
+    # Another worker, started while the file is broken again, and for longer than a prompt's
+    # grace: recorded missed, saying why.
+    other = _first_send(load_couple_text(VALID, "a.yaml", default_id="a"), "sam")
+    (config / "a.yaml").write_text("timezone: Europe/Berlin\npartners: [oops, again\n")
+    fresh = RefreshingCouples(LiveConfig(config), every_s=3600)
+    path = SendPath(fresh, world.prompts, world.partners, sender, world.clock)
+    world.clock.set(other.at + timedelta(hours=2, seconds=1))
+    late = path.handle(_request(other))
+    assert (late.outcome, late.detail) == (
+        Outcome.MISSED,
+        "the file of a could not be read in time",
+    )
