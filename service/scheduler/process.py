@@ -61,6 +61,8 @@ log = logging.getLogger("hearth.scheduler")
 UNFINISHED_AFTER = timedelta(minutes=2)
 REQUEUE_EVERY = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(seconds=5)
+# Re-queue markers older than this are forgotten.
+PRUNE_AFTER_MS = 24 * 3600 * 1000
 # What a loop survives: its dependencies failing, never its own bugs.
 DEPENDENCY_ERRORS = (RedisError, StorageError, HearthError, OSError)
 
@@ -226,6 +228,7 @@ class Reconciler:
         self._clock = clock
         self._ns = namespace
         self._unknown_reported = -1
+        self._requeue = redis.register_script(_REQUEUE)
 
     def sweep(self, now: datetime) -> None:
         self.requeue_unfinished_replies(now)
@@ -238,7 +241,7 @@ class Reconciler:
         than every ``REQUEUE_EVERY``."""
         requeued = 0
         for sid in self._replies.unfinished(now - UNFINISHED_AFTER):
-            if self._first(f"requeued:{sid}", REQUEUE_EVERY):
+            if self._first(f"unfinished/{sid}", REQUEUE_EVERY, now):
                 enqueue(self._broker, REPLIES_QUEUE, REPLY_RECEIVED, {"message_sid": sid})
                 requeued += 1
         if requeued:
@@ -253,7 +256,7 @@ class Reconciler:
             if message is None:
                 log.error("pending send with a bad id %r: left alone", record.event_id)
                 continue
-            if self._first(f"reconciled:{record.event_id}", self._prompts.lease):
+            if self._first(record.event_id, self._prompts.lease, now):
                 enqueue(self._broker, *message)
                 requeued += 1
         if requeued:
@@ -271,9 +274,15 @@ class Reconciler:
         self._unknown_reported = unknown
         return unknown
 
-    def _first(self, marker: str, every: timedelta) -> bool:
-        ttl_ms = max(1, int(every.total_seconds() * 1000))
-        return bool(self._redis.set(f"{self._ns}:{marker}", 1, nx=True, px=ttl_ms))
+    def _first(self, key: str, every: timedelta, now: datetime) -> bool:
+        """True for the first caller per ``every`` of the service's own clock (not Redis's:
+        a drill or a test that moves the clock moves these too), across schedulers."""
+        return bool(
+            self._requeue(
+                keys=[f"{self._ns}:requeued"],
+                args=[key, _ms(now), int(every.total_seconds() * 1000), PRUNE_AFTER_MS],
+            )
+        )
 
 
 def _message_for(record: PromptRecord) -> tuple[str, str, dict[str, str]] | None:
@@ -327,3 +336,21 @@ def _feeds_rendered(redis: Redis, stale: Mapping[str, str], removed: list[str]) 
         redis.hset(_FEED_SOURCES, mapping={i: digest for i, digest in stale.items()})  # noqa: C416 - typed by context
     if removed:
         redis.hdel(_FEED_SOURCES, *removed)
+
+
+def _ms(instant: datetime) -> int:
+    return round(instant.timestamp() * 1000)
+
+
+# KEYS[1] = the markers (sorted set: key -> when it was last re-queued, ms);
+# ARGV = key, now ms, every ms, prune-after ms. 1 when the caller may re-queue it now.
+_REQUEUE = """
+local last = redis.call('zscore', KEYS[1], ARGV[1])
+local now = tonumber(ARGV[2])
+if last and tonumber(last) + tonumber(ARGV[3]) > now then
+    return 0
+end
+redis.call('zadd', KEYS[1], now, ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[4])))
+return 1
+"""

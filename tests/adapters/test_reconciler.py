@@ -137,3 +137,17 @@ def test_sends_with_an_unknown_outcome_are_reported_never_resent(
     assert "1 sends have an unknown outcome" in caplog.text
     assert reconciler.requeue_stale_sends(NOW + timedelta(days=1)) == 0
     assert _queued(redis_client, PROMPTS_QUEUE) == []
+
+
+def test_the_requeue_markers_follow_the_services_clock_not_redis(
+    parts: tuple[Reconciler, PromptLog, ReplyLog, ManualClock], redis_client: Redis
+) -> None:
+    # Found by the lifecycle model: markers that expired in Redis's real time let a driven
+    # clock (a drill, a test) re-queue a reply only once, however long it then stayed open.
+    reconciler, _, replies, _ = parts
+    sid = "SM" + "5" * 32
+    replies.store(sid, {"MessageSid": sid, "From": "+15550000001", "Body": "done"}, NOW)
+    assert reconciler.requeue_unfinished_replies(NOW + timedelta(minutes=3)) == 1
+    assert reconciler.requeue_unfinished_replies(NOW + timedelta(minutes=12)) == 0
+    assert reconciler.requeue_unfinished_replies(NOW + timedelta(minutes=13, seconds=1)) == 1
+    assert len(_queued(redis_client, REPLIES_QUEUE)) == 2
