@@ -39,6 +39,10 @@ class Refresh:
     changed: list[str] = field(default_factory=list)  # couple ids loaded anew or edited
     removed: list[str] = field(default_factory=list)
     failures: list[CoupleFileInvalid] = field(default_factory=list)
+    # Couples whose file was read again though its description came out the same: it may
+    # have changed and changed back between two reads, and another process may have acted
+    # on the version in between (a scheduler planning it).
+    reread: list[str] = field(default_factory=list)
 
     @property
     def any(self) -> bool:
@@ -125,6 +129,7 @@ class LiveConfig:
             del self._files[path]
             self._share(partial(_forget, name=path.name), path.name)
         touched = bool(gone)
+        reread: set[Path] = set()
         for path, st in present.items():
             stamp = (st.st_mtime_ns, st.st_size)
             known = self._files.get(path)
@@ -138,6 +143,7 @@ class LiveConfig:
                         touched = True
                 continue
             touched = True
+            reread.add(path)
             try:
                 couple: Couple | None = self._load(path)
             except CoupleFileInvalid as e:
@@ -158,6 +164,8 @@ class LiveConfig:
         self._index_phones()
         result.removed = sorted(set(before) - set(after))
         result.changed = sorted(c for c in after if before.get(c) != after[c])
+        read_ids = {f.couple.id for p, f in self._files.items() if p in reread and f.couple}
+        result.reread = sorted(read_ids - set(result.changed))
         return result
 
     def _load(self, path: Path) -> Couple:

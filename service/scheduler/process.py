@@ -156,7 +156,10 @@ class SchedulerProcess:
     def _refresh_config(self) -> None:
         changed = self._live.refresh()
         self._refreshed_at = time.monotonic()
-        if changed.any:
+        if changed.any or changed.reread:
+            # A file read again with the same description still makes the scheduler compare
+            # it with the plan's digest: another scheduler may have planned a version this
+            # one never saw.
             self._unsynced = True
             if self._edited is not None:
                 self._edited |= set(changed.changed)

@@ -347,3 +347,24 @@ def test_a_summary_held_by_quiet_hours_is_left_to_its_delayed_message_until_then
     assert result.retry_at == datetime(2026, 6, 8, 20, 45, tzinfo=zone)
     stale = prompts.stale(clock.now() + LEASE + timedelta(seconds=1))
     assert not stale, f"held till 20:45, yet up for re-queueing at 20:12: {stale[0].event_id}"
+
+
+def test_a_scheduler_that_missed_an_edit_another_planned_brings_the_plan_back_to_its_file(
+    scheduled: tuple[SchedulerProcess, Runtime, Path, set[str]],
+) -> None:
+    """Two schedulers read b.yaml (21:00). It was edited to 20:00 and back within a poll:
+    scheduler A saw the 20:00 version and re-planned for it, then stopped; scheduler B never
+    saw it, found b.yaml as it knew it, and carried on with A's plan: the 21:00 texts A had
+    dropped were never planned again (the model: ``mia-jon/affection/20260410T0800/jon/
+    prompt/jon``, due, no row, after a remove and re-add that only one scheduler saw). Now a
+    file read again, even unchanged, is compared with the plan's digest."""
+    b_process, runtime, config, _ = scheduled
+    a_process = SchedulerProcess(runtime, refresh=timedelta(0), sweep_every=timedelta(hours=1))
+    a_process.step()
+    b_process.step()
+    _write(config / "b.yaml", VALID.replace("at 21:00", "at 20:00"))
+    a_process.step()  # A re-plans for 20:00, then stops
+    assert _planned_times(runtime, "b") == {"2000"}
+    _write(config / "b.yaml", VALID)
+    b_process.step()
+    assert _planned_times(runtime, "b") == {"2100"}, "b's plan is for a file that is gone"
