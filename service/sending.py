@@ -276,7 +276,6 @@ class SendPath:
         self._partners = partners
         self._sender = sender
         self._clock = clock
-        self.clock = clock  # the actor times a retry's delay by it
         self._guards = tuple(guards)
         self._answers = answers
         self._grace = grace
@@ -284,6 +283,11 @@ class SendPath:
         # Provider ids of texts that went out but could not be recorded yet, by event id:
         # a retry of the message records them instead of sending again.
         self._unrecorded: dict[str, str] = {}
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the send path decides by (the actor times a retry's delay by it)."""
+        return self._clock
 
     def handle(self, request: SendRequest) -> SendResult:
         """Send ``request`` at most once; ``RetryableDeliveryError`` and ``StorageError``

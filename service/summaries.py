@@ -52,8 +52,12 @@ class WeeklySummaries:
         self._partners = partners
         self._sender = sender
         self._clock = clock
-        self.clock = clock  # the actor times a held summary's delay by it
         self._grace = grace
+
+    @property
+    def clock(self) -> Clock:
+        """The clock summaries are decided by (the actor times a held one's delay by it)."""
+        return self._clock
 
     def texts(self, couple: Couple, monday: date) -> dict[str, str]:
         """Each partner's summary of the week starting ``monday``, by partner key."""

@@ -21,6 +21,13 @@ from service.storage import make_engine, redact_url
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRESQL_MISSING = "DATABASE_URL not set: PostgreSQL tests need a server"
+# For a test that needs a PostgreSQL server of its own kind (roles, backends), not only a
+# database: skipped, saying why, unless DATABASE_URL names one (CI turns the skip into a
+# failure, tests/conftest.py).
+requires_postgresql = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgresql"),
+    reason="DATABASE_URL does not name a PostgreSQL server: this test needs one",
+)
 
 
 @contextmanager

@@ -48,6 +48,7 @@ __all__ = [
     "message_kwargs",
     "scheduled_event",
     "scheduled_events",
+    "send_prompt_kwargs",
 ]
 
 # The actor and queue the scheduler's messages are for (workers/prompts.py declares them).
@@ -178,6 +179,7 @@ class Scheduler:
         self._changes = changes or (lambda _: NO_CHANGES)
         self._on_missed = on_missed
         self._couples: dict[str, Couple] = {}
+        self._digests: dict[str, str] = {}  # of ``_couples``, computed once per version
 
     @property
     def grace(self) -> Grace:
@@ -213,8 +215,13 @@ class Scheduler:
         # Only now: if a Redis or database error stopped us half-way, the next call finds
         # the same couples fresh again (those already re-planned match their digest).
         self._couples = dict(couples)
+        self._digests = {i: digests.get(i) or self._digests[i] for i in couples}
         self.mark_synced(now)
         return replanned
+
+    def digest(self, couple_id: str) -> str:
+        """The digest of the couple's description as last taken by ``set_couples``."""
+        return self._digests[couple_id]
 
     def mark_synced(self, now: datetime) -> None:
         """Note that at ``now`` the plans were in step with the files this scheduler read
@@ -371,14 +378,20 @@ def scheduled_event(send: PlannedSend, grace: Grace = Grace()) -> ScheduledEvent
 
 def message_kwargs(send: PlannedSend) -> dict[str, str]:
     """The ``send_prompt`` message's arguments for ``send``: ids only, never the body."""
+    return send_prompt_kwargs(send.id, send.due)
+
+
+def send_prompt_kwargs(send: SendId, due: datetime) -> dict[str, str]:
+    """The ``send_prompt`` message's arguments for the text ``send``, due at ``due``: the
+    one spelling of the message, for the planner and for the reconciler's re-queue."""
     return {
-        "event_id": send.event_id,
+        "event_id": str(send),
         "occurrence_id": send.occurrence_id,
         "couple": send.couple,
         "ritual": send.ritual,
         "partner": send.partner,
         "purpose": str(send.purpose),
-        "due": send.due.astimezone(UTC).isoformat(),
+        "due": due.astimezone(UTC).isoformat(),
     }
 
 

@@ -38,7 +38,6 @@ from service.scheduler.planner import (
     PROMPTS_QUEUE,
     SEND_PROMPT,
     Scheduler,
-    couple_digest,
     later_event_message,
 )
 from service.sending import record_missed
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 
     from service.config.live import LiveConfig
     from service.domain.clock import Clock
-    from service.domain.couples import Couple
     from service.settings import Settings
     from service.storage import PromptLog, PromptRecord
 
@@ -106,7 +104,7 @@ class SchedulerProcess:
             changes=AnswerLog(runtime.engine).changes,
         )
         self._reconciler = Reconciler(
-            runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis, self._clock
+            runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis
         )
         # Edits not yet handed to the scheduler and the feeds: kept until a sync succeeds, so
         # a Redis or database error in the middle of one loses none (the config's own
@@ -175,7 +173,8 @@ class SchedulerProcess:
             c: couples[c] for c in self._edited if c in couples
         }  # fmt: skip
         redis = self._runtime.redis
-        stale, removed = _feeds_to_render(redis, edited, sorted(self._removed))
+        digests = {c: self._scheduler.digest(c) for c in edited}
+        stale, removed = _feeds_to_render(redis, digests, sorted(self._removed))
         for couple_id in [*stale, *removed]:
             enqueue_feed_render(self._runtime.broker, couple_id)
         _feeds_rendered(redis, stale, removed)
@@ -221,14 +220,12 @@ class Reconciler:
         replies: ReplyLog,
         broker: Broker,
         redis: Redis,
-        clock: Clock,
         namespace: str = "hearth",
     ) -> None:
         self._prompts = prompts
         self._replies = replies
         self._broker = broker
         self._redis = redis
-        self._clock = clock
         self._ns = namespace
         self._unknown_reported = -1
         self._requeue = redis.register_script(_REQUEUE)
@@ -268,7 +265,7 @@ class Reconciler:
 
     def report_unknown(self) -> int:
         """Sends whose outcome is unknown, reported when their number changes."""
-        unknown = len(self._prompts.in_state(PromptState.UNKNOWN, limit=1000))
+        unknown = self._prompts.counts()[PromptState.UNKNOWN]
         if unknown != self._unknown_reported and unknown:
             log.warning(
                 "%d sends have an unknown outcome (the provider may have them); not resent",
@@ -321,13 +318,13 @@ _FEED_SOURCES = "hearth:feed-sources"
 
 
 def _feeds_to_render(
-    redis: Redis, couples: Mapping[str, Couple], removed: list[str]
+    redis: Redis, digests: Mapping[str, str], removed: list[str]
 ) -> tuple[dict[str, str], list[str]]:
-    """Couples whose description differs from the one their feeds were last queued for
-    (kept in ``hearth:feed-sources``; by id, with their digests now), and removed ones that
-    had feeds. Recorded by ``_feeds_rendered`` once their renders are queued, so a restart
-    does not render ten thousand unchanged feeds again, and a failed queueing is retried."""
-    digests = {c.id: couple_digest(c) for c in couples.values()}
+    """Couples (by id, with the digest of their description now) whose description differs
+    from the one their feeds were last queued for (kept in ``hearth:feed-sources``), and
+    removed ones that had feeds. Recorded by ``_feeds_rendered`` once their renders are
+    queued, so a restart does not render ten thousand unchanged feeds again, and a failed
+    queueing is retried."""
     ids = list(digests)
     known = cast("list[bytes | None]", redis.hmget(_FEED_SOURCES, ids)) if ids else []
     stale = {i: digests[i] for i, old in zip(ids, known, strict=True) if old != digests[i].encode()}

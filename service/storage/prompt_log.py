@@ -205,17 +205,6 @@ class PromptLog:
         with translated(self.engine), self._sessions() as session:
             return [_record(row) for row in session.scalars(query)]
 
-    def in_state(self, state: PromptState, limit: int = 100) -> list[PromptRecord]:
-        """The newest rows in ``state`` (``hearth status`` and the reconciler's report)."""
-        query = (
-            select(PromptRow)
-            .where(PromptRow.state == state)
-            .order_by(PromptRow.id.desc())
-            .limit(limit)
-        )
-        with translated(self.engine), self._sessions() as session:
-            return [_record(row) for row in session.scalars(query)]
-
     def release(
         self, event_id: str, error: str, now: datetime, retry_at: datetime | None = None
     ) -> bool:

@@ -41,7 +41,7 @@ def parts(
         clock = ManualClock(NOW)
         prompts, replies = PromptLog(engine, lease=LEASE), ReplyLog(engine)
         try:
-            yield Reconciler(prompts, replies, broker, redis_client, clock), prompts, replies, clock
+            yield Reconciler(prompts, replies, broker, redis_client), prompts, replies, clock
         finally:
             broker.close()
             engine.dispose()

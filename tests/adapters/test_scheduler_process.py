@@ -178,8 +178,15 @@ def test_feeds_are_rendered_at_start_on_edits_and_every_night(
 def test_a_restart_renders_only_the_feeds_of_couples_edited_meanwhile(
     redis_client: Redis,
 ) -> None:
-    from service.scheduler.process import _feeds_rendered, _feeds_to_render
+    from service.scheduler.planner import couple_digest
+    from service.scheduler.process import _feeds_rendered
+    from service.scheduler.process import _feeds_to_render as to_render
     from tests.domain.builders import couple
+
+    def _feeds_to_render(
+        redis: Redis, couples: dict[str, Couple], removed: list[str]
+    ) -> tuple[dict[str, str], list[str]]:
+        return to_render(redis, {i: couple_digest(c) for i, c in couples.items()}, removed)
 
     def render(couples: dict[str, Couple], removed: list[str]) -> list[str]:
         stale, gone = _feeds_to_render(redis_client, couples, removed)

@@ -62,6 +62,7 @@ __all__ = [
     "hearth_env",
     "jitter",
     "kill_group",
+    "next_due",
     "next_local",
     "outbox_counts",
     "redeliver_from_dead_workers",
@@ -71,6 +72,7 @@ __all__ = [
     "tail",
     "tally",
     "unacked",
+    "wait_planned",
     "wait_until",
     "write_couples",
 ]
@@ -102,6 +104,13 @@ def next_local(at: time_of_day, after: datetime, zone: str = ZONE) -> datetime:
 def clock_offset(due: datetime, lead_s: float) -> float:
     """The ``HEARTH_CLOCK_OFFSET_S`` under which ``due`` comes ``lead_s`` seconds from now."""
     return (due - datetime.now(UTC)).total_seconds() - lead_s
+
+
+def next_due(at: time_of_day, lead_s: float, zone: str = ZONE) -> tuple[datetime, float]:
+    """The next instant at wall time ``at`` that leaves the processes ``lead_s`` seconds to
+    start, and the ``HEARTH_CLOCK_OFFSET_S`` under which it comes ``lead_s`` from now."""
+    due = next_local(at, datetime.now(UTC) + timedelta(seconds=lead_s + 5), zone)
+    return due, clock_offset(due, lead_s)
 
 
 def sleep_until(instant: datetime, offset_s: float) -> None:
@@ -412,6 +421,16 @@ class RedisServer:
     def start(self) -> None:
         """Start it again on the same data dir; it loads the AOF before it answers."""
         self._server.start(timeout_s=30)
+
+
+def wait_planned(redis: Redis, couples: int, fleet: Fleet, timeout_s: float = 30) -> None:
+    """Until a scheduler has planned every one of ``couples`` couples."""
+    wait_for(
+        lambda: redis.zcard("hearth:planned_until") == couples,
+        timeout_s,
+        "the scheduler to plan every couple",
+        detail=fleet.logs,
+    )
 
 
 def unacked(redis: Redis) -> int:

@@ -29,36 +29,35 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
 from redis import Redis
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from service.storage import PromptLog, make_engine, migrate
-from tests.databases import POSTGRESQL_MISSING
+from tests.databases import requires_postgresql
 from tests.faults.processes import (
     Fleet,
     RedisServer,
     all_sent,
-    clock_offset,
     couple_path,
     couple_text,
     due_sends,
     hearth_env,
+    next_due,
     next_local,
     seconds_before,
     sleep_until,
     tally,
+    wait_planned,
     wait_until,
     write_couples,
 )
-from tests.waiting import wait_for
 
 COUPLES = 20  # x 2 partners: 40 texts at 21:00, and 2 more from the edit
 CHECK_IN = ("check_in", "every day at 21:00")
@@ -79,12 +78,12 @@ class OwnRole:
     admin: Engine
 
 
+@requires_postgresql
 def test_postgresql_unavailable_for_a_few_seconds(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     config = write_couples(tmp_path / "couples", COUPLES, [CHECK_IN])
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    offset = clock_offset(due, LEAD_S)
+    due, offset = next_due(time_of_day(21, 0), LEAD_S)
     outbox = tmp_path / "outbox.jsonl"
     with own_role() as role:
         migrate(role.url)
@@ -104,12 +103,7 @@ def test_postgresql_unavailable_for_a_few_seconds(
                 fleet.scheduler()
                 fleet.worker(threads=4)
                 fleet.wait_worker_ready()
-                wait_for(
-                    lambda: redis.zcard("hearth:planned_until") == COUPLES,
-                    30,
-                    "the scheduler to plan every couple",
-                    detail=fleet.logs,
-                )
+                wait_planned(redis, COUPLES, fleet)
                 start_at = due - timedelta(seconds=OUTAGE_BEFORE_S)
                 margin = seconds_before(due, offset)
                 assert seconds_before(start_at, offset) > 0, (
@@ -178,12 +172,8 @@ def test_postgresql_unavailable_for_a_few_seconds(
 @contextmanager
 def own_role() -> Iterator[OwnRole]:
     """A login role and a schema it owns, on DATABASE_URL's server; dropped afterwards."""
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        pytest.skip(POSTGRESQL_MISSING)
+    server = os.environ["DATABASE_URL"]  # a PostgreSQL server: @requires_postgresql
     parsed = make_url(server)
-    if parsed.get_backend_name() != "postgresql":
-        pytest.skip("DATABASE_URL is not PostgreSQL")
     name = f"hearth_fault_{uuid4().hex[:12]}"
     password = uuid4().hex  # hex: safe to write into the statement
     admin = make_engine(server)

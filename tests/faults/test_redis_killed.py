@@ -11,8 +11,8 @@ processes' clocks are shifted so that 21:00 in Berlin comes ``LEAD_S`` seconds a
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
+from datetime import timedelta
 from pathlib import Path
 
 from redis import Redis
@@ -22,18 +22,17 @@ from tests.faults.processes import (
     Fleet,
     RedisServer,
     all_sent,
-    clock_offset,
     due_sends,
     hearth_env,
     jitter,
-    next_local,
+    next_due,
     seconds_before,
     sleep_until,
     tally,
+    wait_planned,
     wait_until,
     write_couples,
 )
-from tests.waiting import wait_for
 
 COUPLES = 20  # x 2 partners: 40 texts at 21:00
 LEAD_S = 10.0  # start-up time before the due instant
@@ -46,8 +45,7 @@ def test_redis_killed_and_restarted_across_a_due_instant(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
     config = write_couples(tmp_path / "couples", COUPLES, [("check_in", "every day at 21:00")])
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    offset = clock_offset(due, LEAD_S)
+    due, offset = next_due(time_of_day(21, 0), LEAD_S)
     expected = due_sends(config, due)
     assert len(expected) == COUPLES * 2
     outbox = tmp_path / "outbox.jsonl"
@@ -64,12 +62,7 @@ def test_redis_killed_and_restarted_across_a_due_instant(
         fleet.scheduler()
         fleet.worker(threads=4)
         fleet.wait_worker_ready()
-        wait_for(
-            lambda: redis.zcard("hearth:planned_until") == COUPLES,
-            30,
-            "the scheduler to plan every couple",
-            detail=fleet.logs,
-        )
+        wait_planned(redis, COUPLES, fleet)
         kill_at = due - timedelta(seconds=jitter(*KILL_BEFORE_S))
         margin = seconds_before(due, offset)
         assert seconds_before(kill_at, offset) > 0, (

@@ -31,15 +31,15 @@ from tests.faults.processes import (
     couple_text,
     due_sends,
     hearth_env,
-    next_local,
+    next_due,
     outbox_counts,
     seconds_before,
     tally,
     unacked,
+    wait_planned,
     wait_until,
     write_couples,
 )
-from tests.waiting import wait_for
 
 COUPLES = 10
 EDITED = range(5)  # couple-000 to couple-004
@@ -51,9 +51,8 @@ FINISH_S = 20.0
 
 def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite_log: Log) -> None:
     config = write_couples(tmp_path / "couples", COUPLES, [("check_in", "every day at 21:00")])
-    new_due = next_local(time_of_day(20, 59), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
+    new_due, offset = next_due(time_of_day(20, 59), LEAD_S)
     old_due = new_due + timedelta(minutes=1)
-    offset = clock_offset(new_due, LEAD_S)
     before_edit = due_sends(config, old_due)
     old_ids = {e for e in before_edit if e.split("/")[0] in {f"couple-{i:03d}" for i in EDITED}}
     assert len(old_ids) == 2 * len(EDITED)
@@ -73,12 +72,7 @@ def test_restart_after_an_edit(tmp_path: Path, redis_server: RedisServer, sqlite
     with Fleet(tmp_path, env) as fleet, Redis.from_url(redis_server.url) as redis:
         fleet.worker(threads=THREADS)
         fleet.scheduler("scheduler-1")
-        wait_for(
-            lambda: redis.zcard("hearth:planned_until") == COUPLES,
-            30,
-            "the first scheduler to plan every couple",
-            detail=fleet.logs,
-        )
+        wait_planned(redis, COUPLES, fleet)
         assert all(redis.zscore("hearth:due", e) is not None for e in old_ids)
         assert fleet.stop("scheduler-1") == 0, fleet.log("scheduler-1")
 

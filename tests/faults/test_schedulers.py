@@ -11,8 +11,8 @@ the due instant, where a tick claims the whole batch.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
+from datetime import timedelta
 from pathlib import Path
 
 from redis import Redis
@@ -22,18 +22,17 @@ from tests.faults.processes import (
     Fleet,
     RedisServer,
     all_sent,
-    clock_offset,
     due_sends,
     hearth_env,
     jitter,
-    next_local,
+    next_due,
     seconds_before,
     sleep_until,
     tally,
+    wait_planned,
     wait_until,
     write_couples,
 )
-from tests.waiting import wait_for
 
 COUPLES = 200  # x 2 partners: 400 texts at 21:00
 LEAD_S = 10.0  # start-up time before the due instant (four processes on two cores)
@@ -45,8 +44,7 @@ def test_one_of_two_schedulers_killed_mid_tick(
     tmp_path: Path, redis_server: RedisServer, sqlite_log: Log
 ) -> None:
     config = write_couples(tmp_path / "couples", COUPLES, [("check_in", "every day at 21:00")])
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    offset = clock_offset(due, LEAD_S)
+    due, offset = next_due(time_of_day(21, 0), LEAD_S)
     expected = due_sends(config, due)
     assert len(expected) == COUPLES * 2
     outbox = tmp_path / "outbox.jsonl"
@@ -64,12 +62,7 @@ def test_one_of_two_schedulers_killed_mid_tick(
         fleet.scheduler("scheduler-b")
         fleet.worker(threads=4)
         fleet.wait_worker_ready()
-        wait_for(
-            lambda: redis.zcard("hearth:planned_until") == COUPLES,
-            30,
-            "the schedulers to plan every couple",
-            detail=fleet.logs,
-        )
+        wait_planned(redis, COUPLES, fleet)
         kill_at = due + timedelta(seconds=jitter(*KILL_AROUND_S))
         margin = seconds_before(due, offset)
         assert margin > 0, f"the processes took over {LEAD_S} s to start\n" + fleet.logs()

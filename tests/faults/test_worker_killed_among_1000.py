@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
 
@@ -30,15 +29,15 @@ from tests.faults.processes import (
     Fleet,
     RedisServer,
     all_sent,
-    clock_offset,
     due_sends,
     hearth_env,
-    next_local,
+    next_due,
     outbox_counts,
     redeliver_from_dead_workers,
     seconds_before,
     tally,
     unacked,
+    wait_planned,
     wait_until,
     write_couples,
 )
@@ -68,8 +67,7 @@ def test_worker_killed_among_1000_due_prompts(
     tmp_path: Path, redis_server: RedisServer, log_url: str
 ) -> None:
     config = write_couples(tmp_path / "couples", COUPLES, RITUALS)
-    due = next_local(time_of_day(21, 0), datetime.now(UTC) + timedelta(seconds=LEAD_S + 5))
-    offset = clock_offset(due, LEAD_S)
+    due, offset = next_due(time_of_day(21, 0), LEAD_S)
     expected = due_sends(config, due)
     assert len(expected) == 1000
     outbox = tmp_path / "outbox.jsonl"
@@ -89,12 +87,7 @@ def test_worker_killed_among_1000_due_prompts(
             fleet.scheduler()
             fleet.worker("worker-1", threads=THREADS, dramatiq=True)
             fleet.wait_worker_ready("worker-1")
-            wait_for(
-                lambda: redis.zcard("hearth:planned_until") == COUPLES,
-                30,
-                "the scheduler to plan every couple",
-                detail=fleet.logs,
-            )
+            wait_planned(redis, COUPLES, fleet)
             margin = seconds_before(due, offset)
             assert margin > 0, f"the scheduler took over {LEAD_S} s to plan\n{fleet.logs()}"
 

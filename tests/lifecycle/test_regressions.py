@@ -146,7 +146,7 @@ def test_a_confirmation_claimed_by_a_dead_worker_is_settled_when_its_partner_opt
     assert row is not None
     assert row.state is not PromptState.PENDING, "the dead worker's claim is left pending"
     broker = RedisBroker(client=redis_client)  # type: ignore[no-untyped-call]
-    reconciler = Reconciler(prompts, replies, broker, redis_client, clock)
+    reconciler = Reconciler(prompts, replies, broker, redis_client)
     assert reconciler.requeue_stale_sends(clock.now() + 10 * LEASE) == 0
     assert [line["event_id"] for line in _outbox(outbox)] == [f"reply/{stop_sid}"]
 
