@@ -58,6 +58,19 @@ class Settings(BaseSettings):
         validation_alias="TWILIO_FROM",
         description="The sending number (E.164) or a messaging service sid (MG…).",
     )
+    twilio_api_url: str | None = Field(
+        default=None,
+        validation_alias="HEARTH_TWILIO_API_URL",
+        description="Send every Twilio API request to this base URL instead of "
+        "https://*.twilio.com: a local mock or a recording proxy (tests and drills).",
+    )
+    sms_rate: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="HEARTH_SMS_RATE",
+        description="Texts per second across every worker and machine (the account's "
+        "sending rate, such as 1 for a US long code); unset: no limit.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         validation_alias="HEARTH_PUBLIC_URL",
@@ -125,9 +138,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a sqlite:// or postgresql:// URL")
         return value or None
 
-    @field_validator("public_url")
+    @field_validator("public_url", "twilio_api_url")
     @classmethod
-    def _public_url(cls, value: str) -> str:
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL such as https://hearth.example")
         return value.rstrip("/")

@@ -23,12 +23,12 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+
+from service.senders.twilio import RedirectedHttpClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "tests" / "fixtures" / "twilio" / "twilio_api_v2010.json"
@@ -75,16 +75,15 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop(process)
 
 
-class MockTwilioHttpClient(TwilioHttpClient):
-    """The library's HTTP client, sending every request to the mock instead of *.twilio.com.
+class MockTwilioHttpClient(RedirectedHttpClient):
+    """The app's redirected HTTP client, pointed at the mock instead of *.twilio.com.
 
     ``force_status(429, 503)`` makes the next two requests ask Prism for those responses
     (``Prefer: code=NNN``), one status per request, in order.
     """
 
     def __init__(self, mock_url: str, *, timeout: float | None = 10.0) -> None:
-        super().__init__(timeout=timeout)
-        self._mock = urlsplit(mock_url)
+        super().__init__(mock_url, timeout=timeout)
         self._forced: deque[int] = deque()
 
     def force_status(self, *statuses: int) -> None:
@@ -104,11 +103,9 @@ class MockTwilioHttpClient(TwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        parts = urlsplit(url)
-        url = urlunsplit((self._mock.scheme, self._mock.netloc, parts.path, parts.query, ""))
         if self._forced:
             headers = {**(headers or {}), "Prefer": f"code={self._forced.popleft()}"}
-        return super().request(
+        response: Response = super().request(
             method,
             url,
             params=params,
@@ -118,6 +115,7 @@ class MockTwilioHttpClient(TwilioHttpClient):
             timeout=timeout,
             allow_redirects=allow_redirects,
         )
+        return response
 
 
 def make_client(

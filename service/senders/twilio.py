@@ -18,7 +18,8 @@ single curly quote turns the whole text from GSM-7 into UCS-2 and halves a segme
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -33,6 +34,7 @@ from twilio.http.http_client import (  # type: ignore[import-untyped,unused-igno
 )
 from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
 
+from service.domain.segments import normalise_body
 from service.senders.base import (
     AmbiguousDeliveryError,
     DeliveryError,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 
     from service.settings import Settings
 
-__all__ = ["TwilioSender", "delivery_error", "gsm_segments", "normalise_body"]
+__all__ = ["RedirectedHttpClient", "TwilioSender", "delivery_error", "twilio_client"]
 
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient": the partner texted STOP
 HTTP_TIMEOUT_S = 15.0
@@ -71,17 +73,9 @@ class TwilioSender:
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioSender:
         """The sender for TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN / TWILIO_FROM."""
-        sid, token, from_ = (
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            settings.twilio_from,
-        )
-        if not (sid and token and from_):
-            raise SettingsInvalid(
-                "the Twilio sender needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM"
-            )
-        http_client = TwilioHttpClient(timeout=HTTP_TIMEOUT_S)
-        return cls(Client(sid, token, http_client=http_client), from_)
+        client = twilio_client(settings)
+        assert settings.twilio_from is not None  # twilio_client checked all three
+        return cls(client, settings.twilio_from)
 
     def send(self, text: Outgoing, now: datetime) -> str:
         """Hands the text (body normalised) to Twilio and returns its Message SID (``SM…``).
@@ -103,6 +97,63 @@ class TwilioSender:
         """Not asked yet (issue [F] reads Twilio's message list): a send whose earlier
         attempt may have reached Twilio stays unknown rather than risk a second text."""
         return Lookup.UNKNOWN
+
+
+def twilio_client(settings: Settings) -> Client:
+    """A ``Client`` for the configured account, talking to ``HEARTH_TWILIO_API_URL`` when set.
+
+    ``SettingsInvalid`` unless TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM are set.
+    """
+    sid, token, from_ = (
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_from,
+    )
+    if not (sid and token and from_):
+        raise SettingsInvalid(
+            "the Twilio sender needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM"
+        )
+    http_client = (
+        RedirectedHttpClient(settings.twilio_api_url, timeout=HTTP_TIMEOUT_S)
+        if settings.twilio_api_url
+        else TwilioHttpClient(timeout=HTTP_TIMEOUT_S)
+    )
+    return Client(sid, token, http_client=http_client)
+
+
+class RedirectedHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """The library's HTTP client with every request sent to ``base_url`` instead of
+    ``https://<product>.twilio.com`` (the path kept): the library has no base-URL option,
+    and a local mock or a recording proxy needs one."""
+
+    def __init__(self, base_url: str, *, timeout: float | None = HTTP_TIMEOUT_S) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        parts = urlsplit(url)
+        path = self._base.path.rstrip("/") + parts.path
+        url = urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+        return super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
 
 
 def delivery_error(error: Exception, *, body: str | None = None) -> DeliveryError:
@@ -140,76 +191,11 @@ def delivery_error(error: Exception, *, body: str | None = None) -> DeliveryErro
     )
 
 
-def normalise_body(body: str) -> str:
-    """``body`` with curly quotes, dashes, ellipses and odd spaces as their ASCII forms."""
-    return body.translate(_ASCII_PUNCTUATION)
-
-
-def gsm_segments(body: str) -> int:
-    """How many SMS segments ``body`` takes (an empty body still is one text).
-
-    GSM-7 when every character is in the GSM 03.38 alphabet: 160 septets in one segment,
-    153 per segment when split, the extension characters (``^{}\\[]~|€`` and form feed)
-    taking two. Otherwise UCS-2: 70 UTF-16 units, 67 per segment, characters outside the
-    BMP (most emoji) taking two. A two-unit character is never split across segments.
-    """
-    if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in body):
-        sizes = [2 if ch in _GSM_EXTENSION else 1 for ch in body]
-        single, part = 160, 153
-    else:
-        sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in body]
-        single, part = 70, 67
-    if sum(sizes) <= single:
-        return 1
-    segments, used = 1, 0
-    for size in sizes:
-        if used + size > part:
-            segments, used = segments + 1, 0
-        used += size
-    return segments
-
-
 _MESSAGING_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
 # A phone number as Twilio quotes it (E.164, maybe without the plus): 7 to 15 digits that
 # are not part of a longer word such as a sid.
 _PHONE_NUMBER = re.compile(r"(?<![\w+])(\+?\d{3})(\d{4,12})(?!\w)")
-
-_ASCII_PUNCTUATION = str.maketrans(
-    {
-        "\u2018": "'",  # left single quote
-        "\u2019": "'",  # right single quote, apostrophe
-        "\u201a": "'",  # single low-9 quote
-        "\u201b": "'",  # single high-reversed-9 quote
-        "\u2032": "'",  # prime
-        "\u201c": '"',  # left double quote
-        "\u201d": '"',  # right double quote
-        "\u201e": '"',  # double low-9 quote
-        "\u201f": '"',  # double high-reversed-9 quote
-        "\u2033": '"',  # double prime
-        "\u2010": "-",  # hyphen
-        "\u2011": "-",  # non-breaking hyphen
-        "\u2012": "-",  # figure dash
-        "\u2013": "-",  # en dash
-        "\u2014": "-",  # em dash
-        "\u2015": "-",  # horizontal bar
-        "\u2212": "-",  # minus sign
-        "\u2026": "...",  # ellipsis
-        "\u00a0": " ",  # no-break space
-        "\u2007": " ",  # figure space
-        "\u2009": " ",  # thin space
-        "\u202f": " ",  # narrow no-break space
-        "\u200b": None,  # zero-width space
-        "\ufeff": None,  # zero-width no-break space (BOM)
-    }
-)
-
-# GSM 03.38: the basic alphabet (one septet each) and its extension table (escape + septet).
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 
 def _twilio_words(error: Exception) -> str:

@@ -9,13 +9,15 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
 
+from service.domain.segments import normalise_body
+from service.domain.segments import segments as gsm_segments
 from service.senders import (
     AmbiguousDeliveryError,
     Outgoing,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from service.senders.twilio import TwilioSender, delivery_error, gsm_segments, normalise_body
+from service.senders.twilio import TwilioSender, delivery_error
 from service.settings import Settings, SettingsInvalid
 from tests.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, make_client
 
