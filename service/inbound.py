@@ -44,10 +44,19 @@ def enqueue_reply(broker: Broker, message_sid: str) -> None:
     enqueue(broker, REPLIES_QUEUE, REPLY_RECEIVED, {"message_sid": message_sid})
 
 
-def enqueue(broker: Broker, queue: str, actor: str, kwargs: dict[str, str]) -> None:
-    """Queue one message for ``actor`` (declared in another process) by name."""
+def enqueue(
+    broker: Broker,
+    queue: str,
+    actor: str,
+    kwargs: dict[str, str],
+    *,
+    delay_ms: int | None = None,
+) -> None:
+    """Queue one message for ``actor`` (declared in another process) by name, to be handled
+    no sooner than ``delay_ms`` from now when given."""
     broker.enqueue(
-        dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={})
+        dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={}),
+        delay=delay_ms,
     )
 
 

@@ -41,7 +41,6 @@ from service.sending import Outcome, deliver, reconcile_taken_over
 from service.storage import (
     AnswerEffect,
     ChangeEffect,
-    Claim,
     PartnerEffect,
     Prompt,
     PromptState,
@@ -407,6 +406,7 @@ class ReplyHandler:
             partner=record.partner or "",
             to=to,
             body=text,
+            deadline=record.received_at + self._grace.confirmation,
         )
         prompt = Prompt(
             event_id, outgoing.occurrence_id, outgoing.couple, "", outgoing.partner,
@@ -420,7 +420,7 @@ class ReplyHandler:
             # else another handler is sending it; a dead one is taken over after the lease
             return
         result = None
-        if claim is Claim.TAKEN_OVER:
+        if claim.may_have_sent:
             result = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
         late = record.received_at + self._grace.confirmation
         reason = None

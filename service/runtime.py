@@ -23,6 +23,7 @@ from redis import Redis
 
 from service.config.live import LiveConfig
 from service.config.shared import RedisLastGood
+from service.deliveries import Receipts
 from service.domain.deadlines import Grace
 from service.embedded_redis import EmbeddedRedis
 from service.feeds.publisher import FeedPublisher
@@ -166,6 +167,21 @@ class Runtime:
     def prompts(self) -> PromptLog:
         return PromptLog(self.engine, lease=self.lease)
 
+    @cached_property
+    def partners(self) -> PartnerStates:
+        """Partner states; unreachable numbers are fingerprinted with the service's secret."""
+        return PartnerStates(self.engine, number_key=self.secret)
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The service's secret (HEARTH_FEED_SECRET, or the data dir's): feed tokens and
+        number fingerprints are keyed with it."""
+        return feed_secret(self.settings.feed_secret, self.settings.data_dir)
+
+    def receipts(self) -> Receipts:
+        """Delivery receipts; a resend is queued on the broker."""
+        return Receipts(self.prompts, self.partners, self.broker)
+
     def schedule_store(self) -> ScheduleStore:
         return ScheduleStore(self.redis, queue=PROMPTS_QUEUE)
 
@@ -173,7 +189,7 @@ class Runtime:
         return SendPath(
             self.couples,
             self.prompts,
-            PartnerStates(self.engine),
+            self.partners,
             self.sender,
             self.clock,
             answers=AnswerLog(self.engine),
@@ -189,7 +205,7 @@ class Runtime:
             ReplyLog(self.engine),
             AnswerLog(self.engine),
             self.prompts,
-            PartnerStates(self.engine),
+            self.partners,
             self.sender,
             self.clock,
             ScheduleFollowUps(self.redis, self.schedule_store(), self.grace, republish=republish),
@@ -205,7 +221,7 @@ class Runtime:
             AnswerLog(self.engine),
             self.redis,
             self.clock,
-            feed_secret(self.settings.feed_secret, self.settings.data_dir),
+            self.secret,
             self.settings.public_url,
         )
 
@@ -214,7 +230,7 @@ class Runtime:
             self.couples,
             AnswerLog(self.engine),
             self.prompts,
-            PartnerStates(self.engine),
+            self.partners,
             self.sender,
             self.clock,
             self.grace,

@@ -26,9 +26,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from service.deliveries import apply_remedy
 from service.domain.deadlines import Grace
+from service.domain.delivery import policy_for
 from service.domain.events import PurposeKind, SendId, parse_send_id
 from service.domain.kinds import Completion
+from service.domain.segments import normalise_body, segments
 from service.domain.sends import PlannedSend, find_send
 from service.senders import (
     AmbiguousDeliveryError,
@@ -38,7 +41,7 @@ from service.senders import (
     RetryableDeliveryError,
     SentBefore,
 )
-from service.storage import Claim, OccurrenceAnswers, Prompt, PromptState, StorageError
+from service.storage import OccurrenceAnswers, Prompt, PromptState, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from service.domain.clock import Clock
     from service.domain.couples import Couple, Partner
     from service.senders import Sender
-    from service.storage import PartnerState, PartnerStates, PromptLog
+    from service.storage import PartnerState, PartnerStates, PromptLog, Unreachable
 
 __all__ = [
     "DEFAULT_GUARDS",
@@ -66,6 +69,7 @@ log = logging.getLogger("hearth.sending")
 # A send whose couple's file cannot be read comes back this much later (the reconciler's
 # clock: Dramatiq's retry decides the message's own).
 UNREADABLE_RETRY = timedelta(minutes=1)
+OPTED_OUT = 21610  # the policy for a refusal the sender says is an opt-out
 # Waits between tries to record a send the provider accepted (the database may be away
 # for a moment); the text is never sent again meanwhile.
 RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
@@ -149,6 +153,7 @@ class Context:
     partner_state: PartnerState  # read once per send, for every guard that needs it
     answers: OccurrenceAnswers  # what partners answered (skips, moves, done)
     grace: Grace = field(default_factory=Grace)
+    unreachable: Unreachable | None = None  # the mark on the partner's current number
 
     @property
     def deadline(self) -> datetime:
@@ -185,6 +190,21 @@ class OptedOut:
     def check(self, ctx: Context) -> SendResult | None:
         if ctx.partner_state.opted_out:
             return SendResult(Outcome.MISSED, "the partner opted out")
+        return None
+
+
+class NumberUnreachable:
+    """A number the carrier refused for good (a landline, an unknown number) gets nothing
+    more; a new number in the couple file is not marked, so texts resume by themselves."""
+
+    def check(self, ctx: Context) -> SendResult | None:
+        mark = ctx.unreachable
+        if mark is not None:
+            return SendResult(
+                Outcome.MISSED,
+                f"the partner's number cannot take texts (error {mark.code} at "
+                f"{_stamp(mark.at)}); give them another number in the couple file",
+            )
         return None
 
 
@@ -250,6 +270,7 @@ DEFAULT_GUARDS: tuple[Guard, ...] = (
     StillPlanned(),
     Answered(),
     OptedOut(),
+    NumberUnreachable(),
     Paused(),
     OnTime(),
     QuietHours(),
@@ -316,12 +337,16 @@ class SendPath:
             unreadable = self._unreadable(request, now)
             if unreadable is not None:
                 return unreadable
-        if claim is Claim.TAKEN_OVER:
+        if claim.may_have_sent:
             settled = self._reconcile(request, couple, send, now)
             if settled is not None:
                 return settled
         state = self._partners.get(request.couple, request.partner)
-        ctx = Context(request, now, couple, send, state, answers, self._grace)
+        unreachable = None
+        if couple is not None and state.unreachable is not None:
+            phone = _partner(couple, request.partner).phone
+            unreachable = self._partners.unreachable(state, phone)
+        ctx = Context(request, now, couple, send, state, answers, self._grace, unreachable)
         for guard in self._guards:
             verdict = guard.check(ctx)
             if verdict is None:
@@ -349,6 +374,7 @@ class SendPath:
             partner=send.partner,
             to=partner.phone,
             body=send.body,
+            deadline=send.deadline(self._grace),
         )
         return deliver(
             text, self._sender, self._prompts, self._partners, self._clock, now,
@@ -431,13 +457,17 @@ def deliver(
     except PermanentDeliveryError as e:
         done = clock.now()
         prompts.mark_failed(text.event_id, str(e), done)
-        if e.opted_out and text.couple and text.partner:
-            # The carrier says this number opted out (Twilio 21610): mirror it, so
-            # nothing more is even tried until the partner sends START.
-            partners.set_opted_out(text.couple, text.partner, True, done)
         log.warning("%s: failed permanently (code %s)", text.event_id, e.code)
+        # The same remedies as a receipt's (an unreachable number is marked, an opt-out
+        # mirrored so nothing more is tried until START), by the code's policy.
+        policy = policy_for(e.code)
+        if e.opted_out:
+            policy = policy_for(OPTED_OUT)
+        apply_remedy(policy, text.event_id, text.couple, text.partner, text.ritual, text.to,
+                     partners, done)  # fmt: skip
         return SendResult(Outcome.FAILED, str(e))
-    _record_sent(prompts, text.event_id, provider_id, clock, record_retries_s, unrecorded)
+    _record_sent(prompts, text.event_id, provider_id, clock, record_retries_s, unrecorded,
+                 segments(normalise_body(text.body)))  # fmt: skip
     log.info("%s sent", text.event_id)
     return SendResult(Outcome.SENT, provider_id=provider_id)
 
@@ -449,10 +479,11 @@ def _record_sent(
     clock: Clock,
     retries_s: Sequence[float],
     unrecorded: dict[str, str] | None,
+    count: int | None = None,
 ) -> None:
     for wait_s in (*retries_s, None):
         try:
-            prompts.mark_sent(event_id, provider_id, clock.now())
+            prompts.mark_sent(event_id, provider_id, clock.now(), count)
         except StorageError:
             if wait_s is None:
                 if unrecorded is not None:
@@ -468,10 +499,17 @@ def _record_sent(
 def reconcile_taken_over(
     text: Outgoing, sender: Sender, prompts: PromptLog, now: datetime
 ) -> SendResult | None:
-    """A claim was taken over from a holder that may have sent ``text`` before dying:
-    settle its row from the provider's own record, or None when that shows no such text
-    (then it may be sent)."""
+    """A claim was taken over from a holder that may have sent ``text`` before dying, or
+    rechecks a send whose outcome was unknown: settle its row from a receipt already tied
+    to it or from the provider's own record, or None when neither shows such a text (then
+    it may be sent)."""
     record = prompts.get(text.event_id)
+    if record is not None and record.provider_id:
+        # A delivery receipt (or an earlier recording) named the message: it exists.
+        prompts.mark_sent(text.event_id, record.provider_id, now)
+        return SendResult(
+            Outcome.SENT, "sent by an earlier attempt", provider_id=record.provider_id
+        )
     since = record.created_at if record is not None else now
     found = sender.lookup(text, since)
     if isinstance(found, SentBefore):
@@ -479,7 +517,7 @@ def reconcile_taken_over(
         log.warning("%s: an earlier attempt had sent it; recorded, not sent again", text.event_id)
         return SendResult(Outcome.SENT, "sent by an earlier attempt", provider_id=found.provider_id)
     if found is Lookup.UNKNOWN:
-        reason = "an earlier attempt died and may have sent it; the provider was not asked"
+        reason = "an earlier attempt may have sent it, and the provider's record could not say"
         prompts.mark_unknown(text.event_id, reason, now)
         log.warning("%s: outcome unknown (%s)", text.event_id, reason)
         return SendResult(Outcome.UNKNOWN, reason)

@@ -20,7 +20,7 @@ from service.domain.occurrences import occurrences
 from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
 from service.sending import Outcome, SendResult, deliver, reconcile_taken_over
-from service.storage import Claim, Prompt, PromptState
+from service.storage import Prompt, PromptState
 
 if TYPE_CHECKING:
     from datetime import date
@@ -94,7 +94,8 @@ class WeeklySummaries:
         at = summary_at(couple, partner, monday)
         deadline = at + self._grace.summary
         prompt = Prompt(event_id, occ_id, couple.id, WEEK, partner.key, "summary", at)
-        outgoing = Outgoing(event_id, occ_id, couple.id, WEEK, partner.key, partner.phone, text)
+        outgoing = Outgoing(event_id, occ_id, couple.id, WEEK, partner.key, partner.phone, text,
+                            deadline)  # fmt: skip
         claim = self._prompts.claim(prompt, now)
         if not claim:
             record = self._prompts.get(event_id)
@@ -103,7 +104,7 @@ class WeeklySummaries:
                 return SendResult(Outcome.BUSY, "another worker holds the claim",
                                   retry_at=self._prompts.takeover_at(held_since))  # fmt: skip
             return SendResult(Outcome.DONE_BEFORE)
-        if claim is Claim.TAKEN_OVER:
+        if claim.may_have_sent:
             settled = reconcile_taken_over(outgoing, self._sender, self._prompts, now)
             if settled is not None:
                 return settled

@@ -13,7 +13,9 @@ effect of handling it once. Three shapes, told apart by their parts, never by po
 A purpose says why a text goes out: the occurrence's ``prompt``, a ``reminder`` some lead
 before it, a ``snooze`` or a ``fire`` (sent by hand) of the prompt at an instant, the weekly
 ``summary``. A moved occurrence's prompt and reminders carry ``@<new start in UTC>``, because
-the ones planned for the old start may already have fired. The wire spellings are stable:
+the ones planned for the old start may already have fired. A purpose ending ``~resend`` is
+the one new text sent when the carrier could not deliver the first (``prompt~resend``). The
+wire spellings are stable:
 they are keys in Redis and in the prompt log.
 """
 
@@ -45,6 +47,7 @@ __all__ = [
 # Stands where a ritual id would in a weekly summary's "occurrence": not a valid ritual id.
 WEEK = "_week"
 _MOVED = "%Y%m%dT%H%MZ"
+_RESEND = "~resend"
 _INSTANT = "%Y%m%dT%H%M%S%z"
 _DAY = re.compile(r"\d{8}")
 _WALL = re.compile(r"\d{8}T\d{4}")
@@ -70,6 +73,9 @@ class Purpose:
     lead: timedelta | None = None  # REMINDER: how long before the start
     at: datetime | None = None  # SNOOZE, FIRE: the instant asked for (aware UTC)
     moved_to: datetime | None = None  # PROMPT, REMINDER of a moved occurrence (aware UTC)
+    # The one new text sent after the carrier could not deliver this one (a switched-off
+    # phone): its own claim, the original's deadline (``service/domain/delivery.py``).
+    resend: bool = False
 
     @classmethod
     def prompt(cls, moved_to: datetime | None = None) -> Purpose:
@@ -91,6 +97,15 @@ class Purpose:
     def summary(cls) -> Purpose:
         return cls(PurposeKind.SUMMARY)
 
+    def again(self) -> Purpose:
+        """This purpose's resend: ``<purpose>~resend``."""
+        return Purpose(self.kind, self.lead, self.at, self.moved_to, resend=True)
+
+    @property
+    def original(self) -> Purpose:
+        """The purpose a resend repeats (itself when it is no resend)."""
+        return Purpose(self.kind, self.lead, self.at, self.moved_to)
+
     @property
     def is_extra(self) -> bool:
         """A text beside the occurrence's planned ones (snooze, fire): the plan never lists
@@ -98,6 +113,9 @@ class Purpose:
         return self.kind in (PurposeKind.SNOOZE, PurposeKind.FIRE)
 
     def __str__(self) -> str:
+        return self._spelled() + (_RESEND if self.resend else "")
+
+    def _spelled(self) -> str:
         kind = self.kind
         if kind is PurposeKind.PROMPT or kind is PurposeKind.REMINDER:
             text = "prompt" if self.lead is None else f"reminder-{format_duration(self.lead)}"
@@ -110,6 +128,8 @@ class Purpose:
     @classmethod
     def parse(cls, text: str) -> Purpose:
         """The inverse of ``str()``; ``EventIdInvalid`` when ``text`` is no purpose."""
+        if text.endswith(_RESEND):
+            return cls.parse(text.removesuffix(_RESEND)).again()
         base, _, moved = text.partition("@")
         try:
             moved_to = datetime.strptime(moved, _MOVED).replace(tzinfo=UTC) if moved else None
@@ -129,7 +149,7 @@ class Purpose:
             pass
         raise EventIdInvalid(
             f"{text!r} is not a purpose (prompt, reminder-3h, snooze-<instant>, "
-            "fire-<instant>, summary, optionally @<moved start>)"
+            "fire-<instant>, summary, optionally @<moved start>, optionally ~resend)"
         )
 
 

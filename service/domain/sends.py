@@ -8,7 +8,7 @@ so that planning twice (two schedulers, a restart, a config reload) names the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,13 @@ def find_send(couple: Couple, send: SendId, changes: Changes = NO_CHANGES) -> Pl
     its sends, as after a move)."""
     if send.is_summary or send.couple != couple.id:
         return None
+    if send.purpose.resend:
+        # The same text as the one it repeats, under its own id and claim.
+        first = find_send(couple, SendId(send.occurrence_id, send.purpose.original, send.partner),
+                          changes)  # fmt: skip
+        if first is None:
+            return None
+        return replace(first, id=send, event_id=str(send), purpose=send.purpose)
     try:
         occ = find_occurrence(couple, send.occurrence_id, changes)
     except ValueError:

@@ -16,7 +16,10 @@ The sweeps (every ``sweep_every``):
 - pending sends nobody is working on (claimed or released longer ago than the lease, their
   message dead-lettered or lost) are queued again, at most once per lease each; the send
   path then asks the provider's record before sending anything a dead worker may have sent;
-- sends whose outcome is unknown are reported.
+- sends whose outcome is unknown (a timeout or a 5xx after the request went out) are
+  queued again once ``PromptLog.recheck_after`` has passed, for up to ``RECHECK_FOR``
+  after they were due: their claim looks for them in the provider's record (a receipt,
+  then its message list) and sends only if there is none; those left are reported.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ __all__ = ["Reconciler", "SchedulerProcess", "run"]
 log = logging.getLogger("hearth.scheduler")
 
 UNFINISHED_AFTER = timedelta(minutes=2)
+# Unknown sends are looked for at the provider while their text could still matter; the
+# send path records them missed once past their deadline, so this only bounds the search.
+RECHECK_FOR = timedelta(days=2)
 REQUEUE_EVERY = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(seconds=5)
 # Re-queue markers older than this are forgotten.
@@ -233,6 +239,7 @@ class Reconciler:
     def sweep(self, now: datetime) -> None:
         self.requeue_unfinished_replies(now)
         self.requeue_stale_sends(now)
+        self.recheck_unknown_sends(now)
         self.report_unknown()
 
     def requeue_unfinished_replies(self, now: datetime) -> int:
@@ -263,12 +270,29 @@ class Reconciler:
             log.warning("re-queued %d pending sends whose message was lost", requeued)
         return requeued
 
+    def recheck_unknown_sends(self, now: datetime) -> int:
+        """Unknown sends queued again (once per ``recheck_after`` each), for their claim to
+        look for them at the provider before anything is sent."""
+        requeued = 0
+        every = self._prompts.recheck_after
+        for record in self._prompts.unknown(now, since=now - RECHECK_FOR):
+            message = _message_for(record)
+            if message is None:
+                continue
+            if self._first(f"recheck/{record.event_id}", every, now):
+                enqueue(self._broker, *message)
+                requeued += 1
+        if requeued:
+            log.warning("looking up %d sends with an unknown outcome at the provider", requeued)
+        return requeued
+
     def report_unknown(self) -> int:
         """Sends whose outcome is unknown, reported when their number changes."""
         unknown = self._prompts.counts()[PromptState.UNKNOWN]
         if unknown != self._unknown_reported and unknown:
             log.warning(
-                "%d sends have an unknown outcome (the provider may have them); not resent",
+                "%d sends have an unknown outcome (the provider may have them); each is "
+                "looked up at the provider before it may be sent again",
                 unknown,
             )
         self._unknown_reported = unknown

@@ -44,6 +44,9 @@ class Outgoing:
     partner: str
     to: str  # E.164
     body: str
+    # The last instant the text is worth arriving (its deadline): the provider may drop it
+    # from its queue after that (Twilio's ValidityPeriod). None: no limit.
+    deadline: datetime | None = None
 
 
 class DeliveryError(HearthError):

@@ -32,7 +32,9 @@ class ConsoleSender:
 
     def send(self, text: Outgoing, now: datetime) -> str:
         provider_id = f"console-{uuid.uuid4().hex}"
-        record = asdict(text) | {"sent_at": now.isoformat(), "id": provider_id}
+        fields = asdict(text)
+        del fields["deadline"]  # a provider's queueing limit: nothing for the outbox to say
+        record = fields | {"sent_at": now.isoformat(), "id": provider_id}
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
             self._outbox.parent.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,11 @@ single curly quote turns the whole text from GSM-7 into UCS-2 and halves a segme
 
 from __future__ import annotations
 
+import logging
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -51,10 +53,25 @@ if TYPE_CHECKING:
 
     from service.settings import Settings
 
-__all__ = ["RedirectedHttpClient", "TwilioSender", "delivery_error", "twilio_client"]
+__all__ = [
+    "STATUS_PATH",
+    "RedirectedHttpClient",
+    "TwilioSender",
+    "delivery_error",
+    "twilio_client",
+    "validity_period",
+]
+
+log = logging.getLogger("hearth.senders.twilio")
 
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient": the partner texted STOP
 HTTP_TIMEOUT_S = 15.0
+STATUS_PATH = "/sms/status"  # where the web app takes delivery receipts
+MIN_VALIDITY_S, MAX_VALIDITY_S = 1, 36_000  # Twilio's bounds for ValidityPeriod
+# How far back of the claim a lookup matches (clocks differ), and how many messages to the
+# number it reads at most per query (a partner gets a handful a day).
+LOOKUP_SLACK = timedelta(minutes=5)
+LOOKUP_LIMIT = 100
 
 
 class TwilioSender:
@@ -64,18 +81,27 @@ class TwilioSender:
     as ``MessagingServiceSid``, and Twilio picks the number from the service's pool).
     """
 
-    def __init__(self, client: Client, from_: str) -> None:
+    def __init__(self, client: Client, from_: str, public_url: str | None = None) -> None:
         self._client = client
         self._origin = (
             {"messaging_service_sid": from_} if _MESSAGING_SID.match(from_) else {"from_": from_}
         )
+        self._public_url = public_url.rstrip("/") if public_url else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioSender:
-        """The sender for TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN / TWILIO_FROM."""
+        """The sender for TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN / TWILIO_FROM, asking for
+        delivery receipts at HEARTH_PUBLIC_URL."""
         client = twilio_client(settings)
         assert settings.twilio_from is not None  # twilio_client checked all three
-        return cls(client, settings.twilio_from)
+        return cls(client, settings.twilio_from, settings.public_url)
+
+    def status_callback(self, event_id: str) -> str | None:
+        """Where Twilio posts this text's delivery receipts: the event id rides in the URL,
+        so a receipt finds its send even if the worker died before recording the sid."""
+        if self._public_url is None:
+            return None
+        return f"{self._public_url}{STATUS_PATH}?{urlencode({'event': event_id})}"
 
     def send(self, text: Outgoing, now: datetime) -> str:
         """Hands the text (body normalised) to Twilio and returns its Message SID (``SM…``).
@@ -84,8 +110,14 @@ class TwilioSender:
         (a read timeout or a 5xx: Twilio may have accepted it) or ``PermanentDeliveryError``.
         """
         body = normalise_body(text.body)
+        options: dict[str, object] = dict(self._origin)
+        callback = self.status_callback(text.event_id)
+        if callback is not None:
+            options["status_callback"] = callback
+        if text.deadline is not None:
+            options["validity_period"] = validity_period(text.deadline, now)
         try:
-            message = self._client.messages.create(to=text.to, body=body, **self._origin)
+            message = self._client.messages.create(to=text.to, body=body, **options)
         except TwilioException as e:
             # Not chained: the library's message may quote the number.
             raise delivery_error(e, body=body) from None
@@ -94,9 +126,40 @@ class TwilioSender:
         return str(message.sid)
 
     def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
-        """Not asked yet (issue [F] reads Twilio's message list): a send whose earlier
-        attempt may have reached Twilio stays unknown rather than risk a second text."""
-        return Lookup.UNKNOWN
+        """Whether Twilio holds a message with this text's body to its number, created since
+        ``since``: its sid, ``NOT_SENT``, or ``UNKNOWN`` when Twilio cannot be asked.
+
+        Two reads, because Twilio's ``DateSent`` filter skips messages still queued (their
+        date_sent is empty): the messages sent since ``since``'s day, then the newest
+        messages to the number whatever their state, matched on creation time and body.
+        """
+        if not text.to or not text.body:
+            return Lookup.UNKNOWN  # nothing to match on: never guess "not sent"
+        body = normalise_body(text.body)
+        floor = since - LOOKUP_SLACK
+        try:
+            for query in (
+                {"date_sent_after": floor, "limit": LOOKUP_LIMIT},
+                {"limit": LOOKUP_LIMIT},
+            ):
+                for message in self._client.messages.list(to=text.to, **query):
+                    created = message.date_created
+                    if message.body == body and (created is None or created >= floor):
+                        return SentBefore(str(message.sid))
+        except TwilioException as e:
+            log.warning("cannot list Twilio's messages: %s", delivery_error(e))
+            return Lookup.UNKNOWN
+        except (requests.ConnectionError, requests.Timeout) as e:
+            log.warning("cannot list Twilio's messages: %s", delivery_error(e))
+            return Lookup.UNKNOWN
+        return Lookup.NOT_SENT
+
+
+def validity_period(deadline: datetime, now: datetime) -> int:
+    """Twilio's ``ValidityPeriod`` for a text worth arriving until ``deadline``: whole
+    seconds from ``now``, within Twilio's 1 to 36,000."""
+    seconds = int((deadline - now).total_seconds())
+    return max(MIN_VALIDITY_S, min(MAX_VALIDITY_S, seconds))
 
 
 def twilio_client(settings: Settings) -> Client:

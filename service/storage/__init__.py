@@ -13,8 +13,15 @@ from service.storage.engine import make_engine, make_session_factory, writing
 from service.storage.errors import StorageError, redact_url
 from service.storage.feeds import FeedToken, FeedTokens, RitualVersions
 from service.storage.models import Base, PartnerRow, PromptRow, PromptState, ReplyState
-from service.storage.partner_states import PartnerState, PartnerStates
-from service.storage.prompt_log import DEFAULT_LEASE, Claim, Prompt, PromptLog, PromptRecord
+from service.storage.partner_states import PartnerState, PartnerStates, Unreachable
+from service.storage.prompt_log import (
+    DEFAULT_LEASE,
+    Claim,
+    DeliveryUpdate,
+    Prompt,
+    PromptLog,
+    PromptRecord,
+)
 from service.storage.replies import (
     AnswerEffect,
     ChangeEffect,
@@ -32,6 +39,7 @@ __all__ = [
     "Base",
     "ChangeEffect",
     "Claim",
+    "DeliveryUpdate",
     "FeedToken",
     "FeedTokens",
     "JournalEntry",
@@ -51,6 +59,7 @@ __all__ = [
     "RitualVersions",
     "Settlement",
     "StorageError",
+    "Unreachable",
     "current_revision",
     "head_revision",
     "make_engine",

@@ -138,6 +138,11 @@ class PromptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)  # the last error, phone numbers removed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the carrier said last (a DeliveryStatus, from status callbacks) and its error code.
+    delivery_status: Mapped[str | None] = mapped_column(Text)
+    delivery_code: Mapped[int | None] = mapped_column(Integer)
+    delivery_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    segments: Mapped[int | None] = mapped_column(Integer)  # SMS segments the text took
 
 
 class PartnerRow(Base):
@@ -153,6 +158,11 @@ class PartnerRow(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean)
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A number that cannot take texts (the error code that said so, when, and a keyed
+    # fingerprint of that number, never the number): lifted by a new number in the file.
+    unreachable_code: Mapped[int | None] = mapped_column(Integer)
+    unreachable_number: Mapped[str | None] = mapped_column(Text)
+    unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ReplyState(StrEnum):

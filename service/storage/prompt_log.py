@@ -5,10 +5,16 @@ worker ``claim``s the event, sends, then settles the row; a redelivered or dupli
 finds the row and does not send again::
 
     (no row) ─claim─▶ pending ─mark_sent────▶ sent
-                        │  ╰───mark_failed──▶ failed      (final states never change)
-                        │  ╰───mark_missed──▶ missed
-                        │  ╰───mark_unknown─▶ unknown     (the provider may have it)
-                        ╰─release─▶ pending, unclaimed ─claim─▶ pending (attempts + 1)
+      │                 │  ╰───mark_failed──▶ failed      (final states never change)
+      │                 │  ╰───mark_missed──▶ missed
+      │                 │  ╰───mark_unknown─▶ unknown ─claim (after recheck_after)─▶ pending
+      │                 ╰─release─▶ pending, unclaimed ─claim─▶ pending (attempts + 1)
+      ╰─plan_resend─▶ pending, unclaimed (a resend waiting for its time)
+
+``unknown`` is the one state a claim leaves again: the provider may have the text, so the
+claim (``RECHECK``) obliges the claimer to ask the provider's record before sending. A
+status callback (``record_delivery``) settles a pending or unknown send as sent: it is
+the provider's word that the text exists.
 
 The lease rule. A pending row whose claim is older than ``lease`` (default 5 minutes) belongs
 to a worker that died between claiming and settling, and the next ``claim`` takes it over;
@@ -38,16 +44,20 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, func, or_, select, update
 from sqlalchemy.sql.dml import Insert
 
+from service.domain.delivery import DeliveryStatus
 from service.domain.sends import PlannedSend
 from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
 
-__all__ = ["DEFAULT_LEASE", "Claim", "Prompt", "PromptLog", "PromptRecord"]
+__all__ = ["DEFAULT_LEASE", "Claim", "DeliveryUpdate", "Prompt", "PromptLog", "PromptRecord"]
 
 DEFAULT_LEASE = timedelta(minutes=5)
+# An unknown send is looked up at the provider no sooner than this after the failure, so
+# that a message the provider took is in its list (and its first callback may have come).
+DEFAULT_RECHECK_AFTER = timedelta(minutes=1)
 # A claim exactly as old as the lease is still its worker's; one this much older is not.
 # Whole milliseconds, as Dramatiq counts a retry's delay.
 PAST_THE_LEASE = timedelta(milliseconds=1)
@@ -62,10 +72,16 @@ class Claim(Enum):
     NEW = "new"  # first claim of this event
     RECLAIMED = "reclaimed"  # released after a retryable error: nothing went out
     TAKEN_OVER = "taken_over"  # from a holder past its lease, who may have sent it
+    RECHECK = "recheck"  # an unknown send: the provider may have it; ask before sending
     NOT_CLAIMED = "not_claimed"  # settled, or held by another worker within the lease
 
     def __bool__(self) -> bool:
         return self is not Claim.NOT_CLAIMED
+
+    @property
+    def may_have_sent(self) -> bool:
+        """Whether an earlier attempt may have sent the text: ask the provider first."""
+        return self is Claim.TAKEN_OVER or self is Claim.RECHECK
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +133,36 @@ class PromptRecord:
     error: str | None  # why it failed, was missed or released last; phone numbers masked
     created_at: datetime
     updated_at: datetime
+    delivery_status: DeliveryStatus | None = None  # what the carrier said last
+    delivery_code: int | None = None  # the provider's error code with it
+    delivery_at: datetime | None = None
+    segments: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """What a status callback changed on its send."""
+
+    record: PromptRecord  # the row after the update
+    settled: bool  # it was pending or unknown, and is now sent (the callback proves it)
+    advanced: bool  # the delivery status moved forward (False: a late or repeated callback)
 
 
 class PromptLog:
     """The prompt log on ``engine``: claims and outcomes of sends, race-safe across processes."""
 
-    def __init__(self, engine: Engine, *, lease: timedelta = DEFAULT_LEASE) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease: timedelta = DEFAULT_LEASE,
+        recheck_after: timedelta = DEFAULT_RECHECK_AFTER,
+    ) -> None:
         if lease <= timedelta(0):
             raise ValueError(f"lease must be positive, not {lease}")
         self.engine = engine
         self.lease = lease
+        self.recheck_after = recheck_after
         self._sessions = make_session_factory(engine)
 
     def claim(self, prompt: Prompt, now: datetime) -> Claim:
@@ -134,9 +170,10 @@ class PromptLog:
 
         ``NEW`` for a new event, ``RECLAIMED`` for a pending one whose claim was released,
         ``TAKEN_OVER`` for one whose claim is older than the lease (its holder died, maybe
-        after the provider call). ``NOT_CLAIMED`` when it is settled, or claimed by another
-        worker within the lease: then, if ``get`` shows it still pending, retry after the
-        lease rather than drop the message.
+        after the provider call), ``RECHECK`` for an unknown one last looked at longer than
+        ``recheck_after`` ago (the caller asks the provider before sending). ``NOT_CLAIMED``
+        when it is settled, or claimed by another worker within the lease: then, if ``get``
+        shows it still pending, retry after the lease rather than drop the message.
         """
         now = _require_aware(now, "now")
         with writing(self.engine) as conn:
@@ -144,17 +181,22 @@ class PromptLog:
             if conn.execute(self._insert_pending(conn, prompt, now)).first() is not None:
                 return Claim.NEW
             for outcome, free in (
-                (Claim.RECLAIMED, PromptRow.claimed_at.is_(None)),
-                (Claim.TAKEN_OVER, PromptRow.claimed_at < now - self.lease),
-            ):
+                (Claim.RECLAIMED, (PromptRow.state == PromptState.PENDING)
+                 & PromptRow.claimed_at.is_(None)),
+                (Claim.TAKEN_OVER, (PromptRow.state == PromptState.PENDING)
+                 & (PromptRow.claimed_at < now - self.lease)),
+                (Claim.RECHECK, (PromptRow.state == PromptState.UNKNOWN)
+                 & (PromptRow.updated_at < now - self.recheck_after)),
+            ):  # fmt: skip
                 taken = conn.execute(
                     update(PromptRow)
-                    .where(
-                        PromptRow.event_id == prompt.event_id,
-                        PromptRow.state == PromptState.PENDING,
-                        free,
+                    .where(PromptRow.event_id == prompt.event_id, free)
+                    .values(
+                        state=PromptState.PENDING,
+                        claimed_at=now,
+                        attempts=PromptRow.attempts + 1,
+                        updated_at=now,
                     )
-                    .values(claimed_at=now, attempts=PromptRow.attempts + 1, updated_at=now)
                 )
                 if taken.rowcount == 1:
                     return outcome
@@ -166,11 +208,103 @@ class PromptLog:
         and would answer busy again, at once)."""
         return claimed_at + self.lease + PAST_THE_LEASE
 
-    def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
+    def mark_sent(
+        self, event_id: str, provider_id: str | None, now: datetime, segments: int | None = None
+    ) -> bool:
         """Record that the provider accepted the pending send; False if it was not pending."""
+        values: dict[str, Any] = {"segments": segments} if segments is not None else {}
         return self._settle(
-            event_id, now, state=PromptState.SENT, sent_at=now, provider_id=provider_id
+            event_id, now, state=PromptState.SENT, sent_at=now, provider_id=provider_id, **values
         )
+
+    def plan_resend(self, prompt: Prompt, retry_at: datetime, now: datetime) -> bool:
+        """Record a resend waiting for ``retry_at``: pending and unclaimed, so the first claim
+        takes it, and the reconciler queues it again if its message is lost. False if it
+        exists already (a repeated callback plans nothing twice)."""
+        now = _require_aware(now, "now")
+        with writing(self.engine) as conn:
+            stmt = self._insert_pending(conn, prompt, now, claimed=False, retry_at=retry_at)
+            return conn.execute(stmt).first() is not None
+
+    def record_delivery(
+        self,
+        event_id: str,
+        message_sid: str,
+        status: DeliveryStatus,
+        code: int | None,
+        now: datetime,
+    ) -> DeliveryUpdate | None:
+        """Record a status callback for ``message_sid`` on its send; None if no such send.
+
+        A pending or unknown send is settled as sent with that sid. The delivery status only
+        moves forward (callbacks are retried and reordered); a callback for another message
+        than the one recorded for the send changes nothing.
+        """
+        now = _require_aware(now, "now")
+        earlier = [s for s in DeliveryStatus if s.rank < status.rank]
+        with writing(self.engine) as conn:
+            settled = conn.execute(
+                update(PromptRow)
+                .where(
+                    PromptRow.event_id == event_id,
+                    PromptRow.state.in_([PromptState.PENDING, PromptState.UNKNOWN]),
+                    or_(PromptRow.provider_id.is_(None), PromptRow.provider_id == message_sid),
+                )
+                .values(
+                    state=PromptState.SENT,
+                    provider_id=message_sid,
+                    sent_at=now,
+                    claimed_at=None,
+                    updated_at=now,
+                )
+            ).rowcount
+            advanced = conn.execute(
+                update(PromptRow)
+                .where(
+                    PromptRow.event_id == event_id,
+                    PromptRow.provider_id == message_sid,
+                    or_(
+                        PromptRow.delivery_status.is_(None),
+                        PromptRow.delivery_status.in_([s.value for s in earlier]),
+                    ),
+                )
+                .values(
+                    delivery_status=status.value,
+                    delivery_code=code,
+                    delivery_at=now,
+                    updated_at=now,
+                )
+            ).rowcount
+            row = conn.execute(select(PromptRow).where(PromptRow.event_id == event_id)).first()
+        if row is None:
+            return None
+        return DeliveryUpdate(_record(row), settled == 1, advanced == 1)
+
+    def recent(self, couple: str, partner: str | None = None, limit: int = 5) -> list[PromptRecord]:
+        """The couple's (or one partner's) latest sends by due time, newest first."""
+        query = select(PromptRow).where(PromptRow.couple == couple)
+        if partner is not None:
+            query = query.where(PromptRow.partner == partner)
+        query = query.order_by(PromptRow.due_at.desc(), PromptRow.id.desc()).limit(limit)
+        with translated(self.engine), self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+    def unknown(self, now: datetime, since: datetime, limit: int = 500) -> list[PromptRecord]:
+        """Unknown sends due since ``since`` and last looked at ``recheck_after`` ago: the
+        reconciler queues them, and their claim asks the provider before anything is sent."""
+        cutoff = _require_aware(now, "now") - self.recheck_after
+        query = (
+            select(PromptRow)
+            .where(
+                PromptRow.state == PromptState.UNKNOWN,
+                PromptRow.updated_at < cutoff,
+                PromptRow.due_at >= _require_aware(since, "since"),
+            )
+            .order_by(PromptRow.id)
+            .limit(limit)
+        )
+        with translated(self.engine), self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
 
     def mark_failed(self, event_id: str, error: str, now: datetime) -> bool:
         """Record a permanent failure of the pending send; False if it was not pending."""
@@ -270,7 +404,14 @@ class PromptLog:
             return result.rowcount == 1
 
     @staticmethod
-    def _insert_pending(conn: Connection, prompt: Prompt, now: datetime) -> Insert:
+    def _insert_pending(
+        conn: Connection,
+        prompt: Prompt,
+        now: datetime,
+        *,
+        claimed: bool = True,
+        retry_at: datetime | None = None,
+    ) -> Insert:
         values = {
             "event_id": prompt.event_id,
             "occurrence_id": prompt.occurrence_id,
@@ -280,8 +421,9 @@ class PromptLog:
             "purpose": prompt.purpose,
             "state": PromptState.PENDING,
             "due_at": prompt.due_at,
-            "claimed_at": now,
-            "attempts": 1,
+            "claimed_at": now if claimed else None,
+            "attempts": 1 if claimed else 0,
+            "retry_at": retry_at,
             "created_at": now,
             "updated_at": now,
         }
@@ -291,7 +433,7 @@ class PromptLog:
         )
 
 
-def _record(row: PromptRow) -> PromptRecord:
+def _record(row: PromptRow | Row[Any]) -> PromptRecord:
     return PromptRecord(
         event_id=row.event_id,
         occurrence_id=row.occurrence_id,
@@ -309,6 +451,10 @@ def _record(row: PromptRow) -> PromptRecord:
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        delivery_status=DeliveryStatus(row.delivery_status) if row.delivery_status else None,
+        delivery_code=row.delivery_code,
+        delivery_at=row.delivery_at,
+        segments=row.segments,
     )
 
 

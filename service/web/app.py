@@ -64,6 +64,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
             runtime.clock,
             webhook_token(settings),
             settings.public_url,
+            runtime.receipts(),
         )
     )
 

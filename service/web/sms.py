@@ -1,4 +1,5 @@
-"""``POST /sms/inbound``: Twilio's incoming-message webhook, checked, stored, queued, answered.
+"""``POST /sms/inbound``: Twilio's incoming-message webhook, checked, stored, queued, answered;
+and ``POST /sms/status``: its delivery receipts, checked and recorded on their sends.
 
 Order matters: the signature is checked first (a forged or unsigned request gets 403 and
 changes nothing); the reply is then stored raw, keyed by MessageSid, *before* the webhook
@@ -23,12 +24,14 @@ from twilio.request_validator import (  # type: ignore[import-untyped,unused-ign
     RequestValidator,
 )
 
+from service.deliveries import Receipt, ReceiptInvalid
 from service.inbound import enqueue_reply
 from service.storage import StorageError
 
 if TYPE_CHECKING:
     from dramatiq import Broker
 
+    from service.deliveries import Receipts
     from service.domain.clock import Clock
     from service.storage import ReplyLog
 
@@ -90,12 +93,76 @@ _OPENAPI: dict[str, Any] = {
 }
 
 
+_STATUS_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        _OPENAPI["parameters"][0],
+        {
+            "name": "event",
+            "in": "query",
+            "required": True,
+            "description": "The send's event id, set by Hearth in the message's StatusCallback.",
+            "schema": {"type": "string"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "MessageSid": {"type": "string", "description": "The message (SM…)."},
+                        "MessageStatus": {
+                            "type": "string",
+                            "description": "queued, sending, sent, delivered, undelivered, "
+                            "failed, …",
+                        },
+                        "ErrorCode": {
+                            "type": "string",
+                            "description": "Twilio's error code when undelivered or failed.",
+                        },
+                        "To": {"type": "string", "description": "The recipient, E.164."},
+                    },
+                    "required": ["MessageSid", "MessageStatus"],
+                }
+            }
+        },
+    },
+    "responses": {
+        "204": {"description": "Recorded (or already recorded, or for no known send)."},
+        "400": {"description": "A signed callback with a bad event, sid, status or code."},
+        "403": {"description": "Missing or wrong X-Twilio-Signature."},
+        "413": {"description": "Body larger than 64 KiB."},
+        "415": {"description": "Not form-encoded."},
+        "503": {"description": "The log database is unreachable; Twilio will retry."},
+    },
+}
+
+
 def sms_router(
-    replies: ReplyLog, broker: Broker, clock: Clock, auth_token: str, public_url: str
+    replies: ReplyLog,
+    broker: Broker,
+    clock: Clock,
+    auth_token: str,
+    public_url: str,
+    receipts: Receipts | None = None,
 ) -> APIRouter:
     router = APIRouter()
     validator = RequestValidator(auth_token)
     base = public_url.rstrip("/")
+
+    async def signed_form(request: Request) -> dict[str, str] | Response:
+        """The request's form if Twilio signed it for the public URL; else the answer."""
+        raw = await _read(request)
+        if isinstance(raw, Response):
+            return raw
+        params = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not validator.validate(url, params, signature):
+            log.warning("rejected a %s webhook: missing or wrong signature", request.url.path)
+            return _error(403, "missing or wrong X-Twilio-Signature")
+        return params
 
     @router.post(
         "/sms/inbound",
@@ -104,15 +171,9 @@ def sms_router(
         response_class=Response,
     )
     async def sms_inbound(request: Request) -> Response:
-        raw = await _read(request)
-        if isinstance(raw, Response):
-            return raw
-        params = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not validator.validate(url, params, signature):
-            log.warning("rejected an inbound SMS webhook: missing or wrong signature")
-            return _error(403, "missing or wrong X-Twilio-Signature")
+        params = await signed_form(request)
+        if isinstance(params, Response):
+            return params
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         if not _SID.fullmatch(sid) or not params.get("From"):
             return _error(400, "the form needs MessageSid (SM or MM and 32 hex digits) and From")
@@ -129,6 +190,29 @@ def sms_router(
                 log.warning("inbound %s stored but not queued (%s); it will be re-queued", sid, e)
         log.info("inbound %s %s", sid, "stored" if new else "already stored")
         return Response(EMPTY_TWIML, media_type="text/xml")
+
+    @router.post(
+        "/sms/status",
+        summary="Twilio message status callback (delivery receipts)",
+        openapi_extra=_STATUS_OPENAPI,
+        response_class=Response,
+    )
+    async def sms_status(request: Request) -> Response:
+        params = await signed_form(request)
+        if isinstance(params, Response):
+            return params
+        if receipts is None:
+            return _error(404, "delivery receipts are not taken here")
+        try:
+            receipt = Receipt.from_form(request.query_params.get("event", ""), params)
+        except ReceiptInvalid as e:
+            return _error(400, str(e))
+        try:
+            await run_in_threadpool(receipts.record, receipt, clock.now())
+        except StorageError as e:
+            log.error("receipt for %s not stored: %s", receipt.event_id, e)
+            return _error(503, "the receipt could not be stored; try again")
+        return Response(status_code=204)
 
     return router
 

@@ -278,11 +278,13 @@ class _FlakyLog:
         self._log, self.failures = log, failures
         self.lease = log.lease
 
-    def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
+    def mark_sent(
+        self, event_id: str, provider_id: str | None, now: datetime, segments: int | None = None
+    ) -> bool:
         if self.failures:
             self.failures -= 1
             raise StorageError("sqlite:///x", "database is locked")
-        return self._log.mark_sent(event_id, provider_id, now)
+        return self._log.mark_sent(event_id, provider_id, now, segments)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._log, name)
