@@ -13,6 +13,7 @@ import typer
 from service.cli import serve
 from service.cli.feed import feed_app
 from service.cli.reply import reply
+from service.cli.status import status
 from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
@@ -146,7 +147,7 @@ def schema() -> None:
     typer.echo(json.dumps(couple_json_schema(), indent=2, ensure_ascii=False))
 
 
-for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply):
+for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply, status):
     app.command()(_command)
 app.add_typer(feed_app)
 
