@@ -10,8 +10,10 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import dramatiq
 import httpx
@@ -25,11 +27,21 @@ from twilio.rest import Client
 
 from service.domain import confirmations as say
 from service.domain.clock import ManualClock
+from service.domain.delivery import DeliveryStatus
 from service.inbound import REPLIES_QUEUE, webhook_token
 from service.runtime import Runtime
 from service.senders.twilio import TwilioSender
 from service.settings import Settings, load_settings
-from service.storage import ReplyLog, ReplyState, make_engine, migrate
+from service.storage import (
+    PartnerStates,
+    Prompt,
+    PromptLog,
+    PromptState,
+    ReplyLog,
+    ReplyState,
+    make_engine,
+    migrate,
+)
 from service.web.app import create_app
 from tests.databases import BACKENDS, database
 from tests.domain.builders import utc
@@ -261,3 +273,115 @@ def test_no_request_whatever_gets_a_500(web: Web) -> None:
         call()
     assert 200 in statuses, "some generated webhooks were signed and stored"
     assert 403 in statuses
+
+
+# --- delivery receipts: POST /sms/status -------------------------------------------------
+
+SENT_EVENT = "alex-sam/check_in/20260302T2000/prompt/alex"
+SENT_SID = "SM" + "c" * 32
+
+
+def _sent_send(web: Web) -> PromptLog:
+    prompts = PromptLog(web.replies.engine)
+    at = utc(2026, 3, 3, 1)
+    prompt = Prompt(SENT_EVENT, SENT_EVENT.rsplit("/", 2)[0], "alex-sam", "check_in", "alex",
+                    "prompt", at)  # fmt: skip
+    assert prompts.claim(prompt, at)
+    assert prompts.mark_sent(SENT_EVENT, SENT_SID, at)
+    return prompts
+
+
+def _receipt(status: str, code: str = "", sid: str = SENT_SID) -> dict[str, str]:
+    form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "1" * 32,
+            "From": "+15005550006", "To": ALEX, "MessageStatus": status, "SmsStatus": status,
+            "ApiVersion": "2010-04-01"}  # fmt: skip
+    return form | ({"ErrorCode": code} if code else {})
+
+
+def _post_receipt(
+    web: Web,
+    form: dict[str, str],
+    *,
+    event: str = SENT_EVENT,
+    signed_for: str | None = None,
+    token: str | None = None,
+) -> httpx.Response:
+    query = urlencode({"event": event})
+    url = signed_for or f"{PUBLIC_URL}/sms/status?{query}"
+    validator = RequestValidator(token or webhook_token(web.settings))
+    headers = {"X-Twilio-Signature": str(validator.compute_signature(url, form))}
+    return httpx.post(f"{web.base}/sms/status?{query}", data=form, headers=headers, timeout=10)
+
+
+def test_a_signed_receipt_is_recorded_on_its_send_and_never_goes_back(web: Web) -> None:
+    prompts = _sent_send(web)
+    for status in ("sent", "delivered", "sent", "queued"):
+        response = _post_receipt(web, _receipt(status))
+        assert response.status_code == 204, response.text
+    record = prompts.get(SENT_EVENT)
+    assert record is not None
+    assert record.delivery_status is DeliveryStatus.DELIVERED
+    assert record.state is PromptState.SENT
+
+
+def test_an_undelivered_receipt_records_its_code_and_queues_one_resend(web: Web) -> None:
+    prompts = _sent_send(web)
+    for _ in range(2):
+        assert _post_receipt(web, _receipt("undelivered", "30003")).status_code == 204
+    record = prompts.get(SENT_EVENT)
+    assert record is not None
+    assert (record.delivery_status, record.delivery_code) == (DeliveryStatus.UNDELIVERED, 30003)
+    resend = prompts.get(SENT_EVENT.replace("/prompt/", "/prompt~resend/"))
+    assert resend is not None
+    assert resend.retry_at == web.clock.now() + timedelta(minutes=20)
+    delayed = [json.loads(m) for m in web.redis.hvals("dramatiq:prompts.DQ.msgs")]
+    assert [m["kwargs"]["event_id"] for m in delayed] == [resend.event_id]
+    assert delayed[0]["options"]["eta"] > time.time() * 1000 + 19 * 60 * 1000
+
+
+@pytest.mark.parametrize("how", ["missing", "other token", "other status", "other event"])
+def test_a_forged_receipt_gets_403_and_changes_nothing(web: Web, how: str) -> None:
+    prompts = _sent_send(web)
+    form = _receipt("undelivered", "30005")
+    signed = {"other status": _receipt("delivered"), "other event": form}.get(how, form)
+    other_url = f"{PUBLIC_URL}/sms/status?{urlencode({'event': SENT_EVENT + 'x'})}"
+    query = urlencode({"event": SENT_EVENT})
+    if how == "missing":
+        response = httpx.post(f"{web.base}/sms/status?{query}", data=form, timeout=10)
+    else:
+        validator = RequestValidator(
+            "f" * 32 if how == "other token" else webhook_token(web.settings)
+        )
+        url = other_url if how == "other event" else f"{PUBLIC_URL}/sms/status?{query}"
+        signature = str(validator.compute_signature(url, signed))
+        response = httpx.post(f"{web.base}/sms/status?{query}", data=form,
+                              headers={"X-Twilio-Signature": signature}, timeout=10)  # fmt: skip
+    assert response.status_code == 403
+    record = prompts.get(SENT_EVENT)
+    assert record is not None
+    assert record.delivery_status is None
+    assert PartnerStates(web.replies.engine).get("alex-sam", "alex").unreachable is None
+
+
+@pytest.mark.parametrize(
+    ("form", "event", "says"),
+    [
+        (_receipt("arrived"), SENT_EVENT, "MessageStatus"),
+        (_receipt("failed", "thirty"), SENT_EVENT, "ErrorCode"),
+        (_receipt("sent", sid="XX" + "1" * 32), SENT_EVENT, "MessageSid"),
+        (_receipt("sent"), "not/an/event", "event"),
+    ],
+)
+def test_a_signed_but_unusable_receipt_gets_400_naming_the_field(
+    web: Web, form: dict[str, str], event: str, says: str
+) -> None:
+    _sent_send(web)
+    response = _post_receipt(web, form, event=event)
+    assert response.status_code == 400
+    assert says in response.json()["detail"]
+
+
+def test_a_receipt_for_no_known_send_is_answered_and_stores_nothing(web: Web) -> None:
+    response = _post_receipt(web, _receipt("delivered"), event=SENT_EVENT)
+    assert response.status_code == 204
+    assert PromptLog(web.replies.engine).get(SENT_EVENT) is None
