@@ -2,7 +2,9 @@
 
 import re
 import socket
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -17,7 +19,7 @@ from service.senders import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from service.senders.twilio import TwilioSender, delivery_error
+from service.senders.twilio import TwilioSender, delivery_error, validity_period
 from service.settings import Settings, SettingsInvalid
 from tests.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, make_client
 
@@ -276,3 +278,25 @@ def test_rejected_credentials_are_retried_not_failed_for_good(status: int) -> No
     )
     assert isinstance(error, RetryableDeliveryError)
     assert "TWILIO_AUTH_TOKEN" in str(error)
+
+
+def test_every_create_asks_for_receipts_at_the_public_url_and_sets_a_validity_period(
+    twilio_mock_url: str,
+) -> None:
+    client, http = make_client(twilio_mock_url)
+    text = replace(_text(), deadline=NOW + timedelta(hours=2))
+    TwilioSender(client, FROM, "https://hearth.example/").send(text, NOW)
+    sent = http._test_only_last_request.data
+    callback = urlsplit(sent["StatusCallback"])
+    assert (callback.scheme, callback.netloc, callback.path) == (
+        "https", "hearth.example", "/sms/status")  # fmt: skip
+    assert parse_qs(callback.query) == {"event": [text.event_id]}
+    assert sent["ValidityPeriod"] == 7200
+
+
+@pytest.mark.parametrize(
+    ("left", "period"),
+    [(timedelta(hours=20), 36_000), (timedelta(seconds=90), 90), (timedelta(seconds=-5), 1)],
+)
+def test_the_validity_period_stays_within_twilio_s_bounds(left: timedelta, period: int) -> None:
+    assert validity_period(NOW + left, NOW) == period
