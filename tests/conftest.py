@@ -27,4 +27,4 @@ def pytest_runtest_makereport(
         report.longrepr = f"skipped in CI, where every tool must be present: {reason}"
 
 
-pytest_plugins = ["tests.redis_server", "tests.twilio_mock"]
+pytest_plugins = ["tests.redis_server", "tests.twilio_fake", "tests.twilio_mock"]
