@@ -53,7 +53,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -190,6 +190,9 @@ class TwilioFake:
         self.account_sid = account_sid or _sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.callback_timeout_s = callback_timeout_s
+        # Seconds added to the fake's clock, like HEARTH_CLOCK_OFFSET_S for the processes it
+        # serves: its message dates then read in the same shifted time as theirs.
+        self.clock_offset_s = 0.0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -220,6 +223,9 @@ class TwilioFake:
         self._server, self._thread = server, thread
         thread.start()
         return self
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
 
     def stop(self) -> None:
         """Stops serving; held answers are released at once. Safe to call twice."""
@@ -346,7 +352,7 @@ class TwilioFake:
         friendly_name: str | None = None,
     ) -> str:
         """Seeds an incoming phone number of the account; returns its sid (``PN…``)."""
-        now = _utcnow()
+        now = self._now()
         number = FakeNumber(
             sid=_sid("PN"),
             phone_number=phone_number,
@@ -373,7 +379,7 @@ class TwilioFake:
     ) -> str:
         """Seeds a messaging service; returns its sid (``MG…``). Its texts go out from
         ``sender``, and call back ``status_callback`` when the create named none."""
-        now = _utcnow()
+        now = self._now()
         service = FakeMessagingService(
             sid=_sid("MG"),
             friendly_name=friendly_name,
@@ -444,7 +450,7 @@ class TwilioFake:
             expected = ("queued", "accepted") if status == "sent" else ("sent",)
             if message.status not in expected:
                 return None
-            now = _utcnow()
+            now = self._now()
             changes: dict[str, Any] = {"status": status, "date_updated": now}
             if status == "sent":
                 changes["date_sent"] = now
@@ -670,7 +676,7 @@ class TwilioFake:
             changes: dict[str, Any] = {
                 attr: form[key] for key, attr in fields.items() if key in form
             }
-            number = dataclasses.replace(number, **changes, date_updated=_utcnow())
+            number = dataclasses.replace(number, **changes, date_updated=self._now())
             self._numbers[sid] = number
         return _Answer(200, _number_json(number, self.account_sid))
 
@@ -692,7 +698,7 @@ class TwilioFake:
                 if "UseInboundWebhookOnNumber" in form:
                     flag = form["UseInboundWebhookOnNumber"].lower()
                     changes["use_inbound_webhook_on_number"] = flag == "true"
-                service = dataclasses.replace(service, **changes, date_updated=_utcnow())
+                service = dataclasses.replace(service, **changes, date_updated=self._now())
                 self._services[sid] = service
         return _Answer(200, _service_json(service, self.account_sid))
 
@@ -1062,10 +1068,6 @@ def _not_found(path: str) -> _Answer:
 def _rfc2822(moment: datetime) -> str:
     """``Thu, 24 Aug 2023 05:01:45 +0000``, as the 2010 API writes every date."""
     return email.utils.format_datetime(moment.astimezone(UTC).replace(microsecond=0))
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _sid(prefix: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -136,7 +136,8 @@ class TwilioSender:
         if not text.to or not text.body:
             return Lookup.UNKNOWN  # nothing to match on: never guess "not sent"
         body = normalise_body(text.body)
-        floor = since - LOOKUP_SLACK
+        # The library writes the datetime's own fields with a Z: it must be UTC already.
+        floor = (since - LOOKUP_SLACK).astimezone(UTC)
         try:
             for query in (
                 {"date_sent_after": floor, "limit": LOOKUP_LIMIT},
