@@ -259,17 +259,27 @@ class TwilioFake:
 
     # -- scripted behaviour ----------------------------------------------------------------
 
-    def hang_after_accepting(self, count: int = 1, seconds: float = DEFAULT_HANG_S) -> None:
-        """The next ``count`` valid creates store their message, then hold the 201 for
-        ``seconds``: longer than the client's read timeout, it is the ambiguous failure
-        (Twilio has the text, the client heard nothing)."""
-        self._script(count, _Script(hang_s=seconds))
+    def hang_after_accepting(
+        self, count: int = 1, seconds: float = DEFAULT_HANG_S, *, to: str | None = None
+    ) -> None:
+        """The next ``count`` valid creates (to ``to`` only, when given) store their
+        message, then hold the 201 for ``seconds``: longer than the client's read timeout,
+        it is the ambiguous failure (Twilio has the text, the client heard nothing)."""
+        self._script(count, _Script(hang_s=seconds, to=to))
 
-    def fail_next(self, status: int, code: int, *, accepted: bool = False, count: int = 1) -> None:
-        """The next ``count`` valid creates are answered ``status`` with Twilio's error JSON
-        for ``code``; with ``accepted`` the message is stored first (a 5xx after Twilio
-        took the text)."""
-        self._script(count, _Script(fail=(status, code), accepted=accepted))
+    def fail_next(
+        self,
+        status: int,
+        code: int,
+        *,
+        accepted: bool = False,
+        count: int = 1,
+        to: str | None = None,
+    ) -> None:
+        """The next ``count`` valid creates (to ``to`` only, when given) are answered
+        ``status`` with Twilio's error JSON for ``code``; with ``accepted`` the message is
+        stored first (a 5xx after Twilio took the text)."""
+        self._script(count, _Script(fail=(status, code), accepted=accepted, to=to))
 
     def refuse(self, to: str, code: int, status: int = 400) -> None:
         """Every create to ``to`` is answered ``status`` with ``code`` (21211 invalid
@@ -440,6 +450,14 @@ class TwilioFake:
         with self._lock:
             self._scripts.extend([script] * count)
 
+    def _next_script(self, to: str) -> _Script:
+        """The first script for ``to`` (or for any number), taken off the queue."""
+        for index, script in enumerate(self._scripts):
+            if script.to is None or script.to == to:
+                del self._scripts[index]
+                return script
+        return _Script()
+
     def _transition(
         self, sid: str, status: MessageStatus, error_code: int | None
     ) -> FakeMessage | None:
@@ -547,7 +565,7 @@ class TwilioFake:
                     CreateRequest(received_at, form, refusal.status, refusal.code, None)
                 )
                 return refusal
-            script = self._scripts.popleft() if self._scripts else _Script()
+            script = self._next_script(to)
             stored = script.fail is None or script.accepted
             message = self._new_message(form, received_at) if stored else None
             if message is not None:
@@ -573,7 +591,7 @@ class TwilioFake:
         return answer
 
     def _new_message(self, form: dict[str, str], received_at: float) -> FakeMessage:
-        created = datetime.fromtimestamp(received_at, UTC)
+        created = datetime.fromtimestamp(received_at, UTC) + timedelta(seconds=self.clock_offset_s)
         service = form.get("MessagingServiceSid") or None
         validity = form.get("ValidityPeriod")
         return FakeMessage(
@@ -718,6 +736,7 @@ class _Script:
     hang_s: float = 0.0
     fail: tuple[int, int] | None = None  # (HTTP status, Twilio code)
     accepted: bool = False
+    to: str | None = None  # only for creates to this number
 
 
 @dataclass(frozen=True)

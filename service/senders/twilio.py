@@ -177,6 +177,9 @@ def twilio_client(settings: Settings) -> Client:
         raise SettingsInvalid(
             "the Twilio sender needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM"
         )
+    # The library logs every request at INFO with its parameters (To, Body): phone numbers
+    # and the partners' words must never reach Hearth's logs.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     http_client = (
         RedirectedHttpClient(settings.twilio_api_url, timeout=HTTP_TIMEOUT_S)
         if settings.twilio_api_url
