@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from twilio.http.response import Response
@@ -85,6 +86,7 @@ class MockTwilioHttpClient(RedirectedHttpClient):
     def __init__(self, mock_url: str, *, timeout: float | None = 10.0) -> None:
         super().__init__(mock_url, timeout=timeout)
         self._forced: deque[int] = deque()
+        self.asked: list[tuple[str, str, dict[str, object]]] = []  # method, path, params
 
     def force_status(self, *statuses: int) -> None:
         for status in statuses:
@@ -105,6 +107,7 @@ class MockTwilioHttpClient(RedirectedHttpClient):
     ) -> Response:
         if self._forced:
             headers = {**(headers or {}), "Prefer": f"code={self._forced.popleft()}"}
+        self.asked.append((method, urlsplit(url).path, dict(params or {})))
         response: Response = super().request(
             method,
             url,

@@ -1,5 +1,11 @@
 """The Twilio sender: one text becomes one ``messages.create`` call on Twilio's REST API.
 
+Each create asks for delivery receipts at ``<HEARTH_PUBLIC_URL>/sms/status?event=<event
+id>`` (``StatusCallback``) and lets Twilio drop the text once its deadline has passed
+(``ValidityPeriod``, 1 to 36,000 s). ``lookup`` reads Twilio's message list to tell whether
+a text whose create ended ambiguously went out (``service/sending.py`` asks before any
+second attempt).
+
 Library errors become delivery errors here, at the boundary (``delivery_error``):
 
     HTTP 429                                RetryableDeliveryError

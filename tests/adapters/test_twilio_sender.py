@@ -15,6 +15,7 @@ from service.domain.segments import normalise_body
 from service.domain.segments import segments as gsm_segments
 from service.senders import (
     AmbiguousDeliveryError,
+    Lookup,
     Outgoing,
     PermanentDeliveryError,
     RetryableDeliveryError,
@@ -300,3 +301,16 @@ def test_every_create_asks_for_receipts_at_the_public_url_and_sets_a_validity_pe
 )
 def test_the_validity_period_stays_within_twilio_s_bounds(left: timedelta, period: int) -> None:
     assert validity_period(NOW + left, NOW) == period
+
+
+def test_the_lookup_lists_messages_to_the_number_as_the_spec_says(twilio_mock_url: str) -> None:
+    # Prism checks the request against Twilio's spec and answers its example page, whose
+    # message is not ours: not sent, after both reads.
+    client, http = make_client(twilio_mock_url)
+    since = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
+    found = TwilioSender(client, FROM).lookup(_text(), since)
+    assert found is Lookup.NOT_SENT
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    first, *_ = http.asked
+    assert first == ("GET", path, {"To": TO, "DateSent>": "2026-11-25T20:55:00Z", "PageSize": 100})
+    assert ("GET", path, {"To": TO, "PageSize": 100}) in http.asked  # the queued ones too
