@@ -19,7 +19,14 @@ from service.domain.kinds import Completion
 from service.domain.occurrences import occurrences
 from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
-from service.sending import Outcome, SendResult, deliver, reconcile_taken_over
+from service.sending import (
+    CoupleUnreadable,
+    Outcome,
+    Refreshable,
+    SendResult,
+    deliver,
+    reconcile_taken_over,
+)
 from service.storage import Prompt, PromptState
 
 if TYPE_CHECKING:
@@ -78,6 +85,13 @@ class WeeklySummaries:
         by quiet hours, or another worker holds it) asks to be handled again then.
         """
         couple = self._couples.get(couple_id)
+        if couple is None and isinstance(self._couples, Refreshable):
+            # Gone, or only unreadable for now (a broken file, no good version readable
+            # yet): the latter is retried rather than the week's summary dropped.
+            self._couples.refresh_now()
+            couple = self._couples.get(couple_id)
+            if couple is None and self._couples.unreadable(couple_id):
+                raise CoupleUnreadable(f"the file of {couple_id} cannot be read yet")
         if couple is None:
             return {}
         texts = self.texts(couple, monday)

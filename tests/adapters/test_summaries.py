@@ -20,7 +20,7 @@ from service.domain.occurrences import occurrences
 from service.domain.summaries import RitualWeek, summary_text, week_bounds
 from service.scheduler.planner import later_event_message, later_events
 from service.senders import ConsoleSender
-from service.sending import Outcome, SendResult
+from service.sending import CoupleUnreadable, Outcome, SendResult
 from service.storage import (
     AnswerEffect,
     AnswerLog,
@@ -229,3 +229,40 @@ def test_summary_texts_stay_within_two_segments() -> None:
     assert summary_text("A", "B", []) == "Your week with B, A: a quiet one. New week, fresh start."
     full = summary_text("A", "B", [RitualWeek("check-in", 7, 7)])
     assert full == "Your week with B, A: check-in 7/7. Every one of them - well done."
+
+
+class UnreadableCouples:
+    """A worker's couple source while the couple's file is broken and no good version of it
+    could be read (Redis away as the worker started)."""
+
+    def __init__(self) -> None:
+        self.readable = False
+        self.refreshed = 0
+
+    def get(self, couple_id: str) -> Couple | None:
+        return COUPLE if self.readable and couple_id == COUPLE.id else None
+
+    def refresh_now(self) -> None:
+        self.refreshed += 1
+
+    def unreadable(self, couple_id: str) -> bool:
+        return not self.readable and couple_id == COUPLE.id
+
+
+def test_a_summary_waits_for_an_unreadable_file_rather_than_vanish(
+    rig: tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock],
+) -> None:
+    _, _, partners, outbox, clock = rig
+    couples = UnreadableCouples()
+    waiting = WeeklySummaries(
+        couples, AnswerLog(partners.engine), PromptLog(partners.engine), partners,
+        ConsoleSender(outbox, io.StringIO()), clock,
+    )  # fmt: skip
+    with pytest.raises(CoupleUnreadable, match="cannot be read yet"):
+        waiting.send(COUPLE.id, MONDAY)
+    assert couples.refreshed == 1
+    assert not outbox.exists()
+    assert waiting.send("someone-else", MONDAY) == {}  # a couple that is gone: nothing to do
+    couples.readable = True  # the file is mended, or its last good version readable again
+    assert _outcomes(waiting.send(COUPLE.id, MONDAY)) == {
+        "alex": Outcome.SENT, "sam": Outcome.SENT}  # fmt: skip
