@@ -38,6 +38,7 @@ RATE = 5
 COUPLES = 25  # x 2 partners = 50 prompts at 21:00
 LEAD_S = 8.0  # start-up of the scheduler and both workers before 21:00
 FINISH_S = 30.0  # a bound: 50 texts at 5/s take 10 s
+TRAIL = timedelta(milliseconds=50)  # how late a text's sent_at may be after its slot
 
 
 def test_two_workers_send_a_burst_at_the_shared_rate_each_prompt_once(
@@ -78,8 +79,11 @@ def test_two_workers_send_a_burst_at_the_shared_rate_each_prompt_once(
     sent = sorted(
         datetime.fromisoformat(json.loads(line)["sent_at"]) for line in outbox_lines(outbox)
     )
+    # A text's sent_at trails the slot it took (the limiter's key is read from the clock
+    # before the round trip to Redis) by a few milliseconds; counted over windows shorter by
+    # TRAIL, the texts' slots lie within one second, which spans at most rate + limit.
     limit, _ = bucket_for(RATE)
-    busiest = max(_within(sent, start, timedelta(seconds=1)) for start in sent)
+    busiest = max(_within(sent, start, timedelta(seconds=1) - TRAIL) for start in sent)
     assert busiest <= RATE + limit, f"{busiest} texts within one second: {sent}"
     assert sent[0] >= due
     overall = (len(sent) - 1) / (sent[-1] - sent[0]).total_seconds()
