@@ -13,7 +13,7 @@ Reported from the outbox, where ``sent_at`` is the service's clock when each tex
 
     sends/s     (texts - 1) / (last sent_at - first sent_at)
     max in 1 s  the most texts within any one second (a sliding window from each text);
-                the limiter allows rate + limit per bucket (service/senders/rate.py), and
+                the limiter allows rate + limit in any second (service/senders/rate.py), and
                 sent_at trails a text's slot by a few ms, which can add one more
     max per s   the most texts in one second of the wall clock (whole seconds, the way a
                 provider counts; the limiter's buckets divide them at 5, 10 and 20/s)
