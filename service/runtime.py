@@ -2,11 +2,12 @@
 
 ``Runtime(settings)`` builds, on first use, the Redis client (``REDIS_URL``, or the embedded
 server in the data dir, shared by every process of ``hearth run``), the database engine, the
-Dramatiq broker, the sender (Twilio when credentials are set, else the console/outbox), the
-live couple config (with its last good versions shared in Redis), the clock, the grace and
-the lease; and from those the send path, the reply handler, the feed publisher, the weekly
-summaries and the schedule store. The scheduler, the worker, the web app and the CLI all
-build through it, so they cannot disagree (a lease, a grace, a timeout).
+Dramatiq broker, the sender (Twilio when credentials are set, else the console/outbox; held
+to ``HEARTH_SMS_RATE`` when it is set), the live couple config (with its last good versions
+shared in Redis), the clock, the grace and the lease; and from those the send path, the
+reply handler, the feed publisher, the weekly summaries and the schedule store. The
+scheduler, the worker, the web app and the CLI all build through it, so they cannot disagree
+(a lease, a grace, a timeout).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from service.scheduler.follow_ups import ScheduleFollowUps
 from service.scheduler.planner import PROMPTS_QUEUE
 from service.scheduler.store import ScheduleStore
 from service.senders import ConsoleSender
+from service.senders.rate import RateLimitedSender, sms_rate_limiter
 from service.sending import SendPath
 from service.storage import (
     AnswerLog,
@@ -152,7 +154,12 @@ class Runtime:
 
     @cached_property
     def sender(self) -> Sender:
-        return build_sender(self.settings)
+        """The provider's sender; with ``HEARTH_SMS_RATE``, held to that rate by a limiter
+        in Redis that every process of the service shares."""
+        sender = build_sender(self.settings)
+        if self.settings.sms_rate is None:
+            return sender
+        return RateLimitedSender(sender, sms_rate_limiter(self.redis, self.settings.sms_rate))
 
     def live_config(self) -> LiveConfig:
         """The config directory, its last good versions shared through Redis."""
