@@ -101,7 +101,8 @@ def reply(
     if answer is None:
         typer.echo(f"no answer in the outbox after {wait:g} s (is a worker running?)")
     else:
-        typer.echo(f"Hearth: {answer}")
+        # Keyword answers (STOP, HELP) name Hearth themselves, as carriers require.
+        typer.echo(answer if answer.startswith("Hearth: ") else f"Hearth: {answer}")
 
 
 def _wait_for_answer(outbox: Path, offset: int, event_id: str, wait: float) -> str | None:
