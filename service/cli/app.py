@@ -14,6 +14,7 @@ from service.cli import serve
 from service.cli.feed import feed_app
 from service.cli.reply import reply
 from service.cli.status import status
+from service.cli.twilio import twilio_app
 from service.config import load_couple_file
 from service.config.loading import load_directory
 from service.domain.couples import couple_json_schema
@@ -150,6 +151,7 @@ def schema() -> None:
 for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply, status):
     app.command()(_command)
 app.add_typer(feed_app)
+app.add_typer(twilio_app)
 
 
 def main() -> None:
