@@ -33,6 +33,7 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped,unused-ignor
 )
 
 from service.domain.errors import HearthError
+from service.senders.twilio import STATUS_PATH
 from service.settings import SettingsInvalid
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INBOUND_PATH",
-    "STATUS_PATH",
     "CredentialsRefused",
     "Finding",
     "Verdict",
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 INBOUND_PATH = "/sms/inbound"  # where Twilio posts a partner's text (service/web/sms.py)
-STATUS_PATH = "/sms/status"  # the status callback Hearth names on each message it sends
 METHOD = "POST"
 
 

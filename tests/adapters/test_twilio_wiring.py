@@ -1,18 +1,16 @@
 """``check_wiring`` against Prism serving Twilio's 2010 API (the account and the number), and
-against a small stateful stub for what Prism cannot serve: messaging services (Twilio's
-Messaging v1 API) and a 401."""
+against the stateful fake (tests/twilio_fake.py) for what Prism cannot: messaging services
+(Twilio's Messaging v1 API), a number whose webhook changes, and a refused token."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
 
+from service.senders.twilio import RedirectedHttpClient
 from service.settings import Settings
 from service.twilio_wiring import (
     CredentialsRefused,
@@ -20,7 +18,9 @@ from service.twilio_wiring import (
     Verdict,
     WiringCheckFailed,
     check_wiring,
+    mask_sid,
 )
+from tests.twilio_fake import FakeMessagingService, TwilioFake
 from tests.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, make_client
 
 # The number in the spec's IncomingPhoneNumbers example, which Prism returns for any filter:
@@ -136,152 +136,120 @@ def test_the_check_without_twilio_settings_is_a_settings_error() -> None:
         check_wiring(object(), Settings(_env_file=None))
 
 
-# --- a messaging service and a refused token, against the stub -----------------------------
+# --- a messaging service and a refused token, against the stateful fake ------------------
 
 
-class TwilioStub(TwilioHttpClient):  # type: ignore[misc]
-    """Twilio's account and Messaging v1 Services endpoints, stateful, in process.
-
-    Prism serves only the 2010 API; this answers ``GET /2010-04-01/Accounts/{sid}.json`` and
-    ``GET``/``POST /v1/Services/{sid}`` with Twilio's JSON shapes, and ``refuse`` makes every
-    request a 401 as Twilio gives for a wrong token.
-    """
-
-    def __init__(self, service: dict[str, Any] | None = None, *, refuse: bool = False) -> None:
-        super().__init__()
-        self.service = service
-        self.refuse = refuse
-        self.updates: list[dict[str, object]] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        path = urlsplit(url).path
-        if self.refuse:
-            return _error(401, 20003, "Authenticate")
-        if path == f"/2010-04-01/Accounts/{ACCOUNT_SID}.json":
-            return _json(200, {"sid": ACCOUNT_SID, "status": "active", "type": "Full"})
-        if self.service is None or path != f"/v1/Services/{self.service['sid']}":
-            return _error(404, 20404, f"The requested resource {path} was not found")
-        if method == "POST":
-            assert data is not None
-            self.updates.append(dict(data))
-            self.service["inbound_request_url"] = data.get("InboundRequestUrl")
-            self.service["inbound_method"] = data.get("InboundMethod")
-            self.service["use_inbound_webhook_on_number"] = (
-                data.get("UseInboundWebhookOnNumber") == "true"
-            )
-        return _json(200, self.service)
+@pytest.fixture
+def fake() -> Iterator[TwilioFake]:
+    with TwilioFake(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as started:
+        yield started
 
 
-def _json(status: int, body: object) -> Response:
-    return Response(status, json.dumps(body))
+def _client(fake: TwilioFake, token: str = AUTH_TOKEN) -> Client:
+    return Client(ACCOUNT_SID, token, http_client=RedirectedHttpClient(fake.url))
 
 
-def _error(status: int, code: int, message: str) -> Response:
-    more = f"https://www.twilio.com/docs/errors/{code}"
-    return _json(status, {"code": code, "message": message, "more_info": more, "status": status})
+def _service(fake: TwilioFake) -> FakeMessagingService:
+    [service] = fake.messaging_services
+    return service
 
 
-def _service(**fields: object) -> dict[str, Any]:
-    return {
-        "sid": SERVICE,
-        "account_sid": ACCOUNT_SID,
-        "friendly_name": "Hearth",
-        "inbound_request_url": None,
-        "inbound_method": "POST",
-        "use_inbound_webhook_on_number": False,
-        "status_callback": None,
-        **fields,
-    }
-
-
-def _stub_client(stub: TwilioStub) -> Client:
-    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=stub)
-
-
-def test_a_service_sending_to_hearth_is_all_ok() -> None:
-    stub = TwilioStub(_service(inbound_request_url=INBOUND + "#rc=5"))
-    report = check_wiring(_stub_client(stub), _settings(from_=SERVICE))
+def test_a_service_sending_to_hearth_is_all_ok(fake: TwilioFake) -> None:
+    sid = fake.add_messaging_service(inbound_request_url=INBOUND + "#rc=5")
+    report = check_wiring(_client(fake), _settings(from_=sid))
+    name = f"the messaging service {mask_sid(sid)}"
     assert _lines(report.findings)[2:] == [
-        "ok: the messaging service MGfe…10 is on account AC01…ef",
-        f"ok: the messaging service MGfe…10 sends incoming SMS to {INBOUND}#rc=5 (POST)",
-        "note: the messaging service MGfe…10's status callback is not set; Hearth names its "
-        "own, https://hearth.example/sms/status, on every message it sends",
+        f"ok: {name} is on account AC01…ef",
+        f"ok: {name} sends incoming SMS to {INBOUND}#rc=5 (POST)",
+        f"note: {name}'s status callback is not set; Hearth names its own, "
+        "https://hearth.example/sms/status, on every message it sends",
     ]
     assert not report.needs_fixing
 
 
-def test_a_service_webhook_elsewhere_or_by_get_is_a_fix() -> None:
-    stub = TwilioStub(_service(inbound_request_url="https://old.example/sms", inbound_method="GET"))
-    report = check_wiring(_stub_client(stub), _settings(from_=SERVICE))
+def test_a_service_webhook_elsewhere_or_by_get_is_a_fix(fake: TwilioFake) -> None:
+    sid = fake.add_messaging_service(
+        inbound_request_url="https://old.example/sms", inbound_method="GET"
+    )
+    report = check_wiring(_client(fake), _settings(from_=sid))
     assert str(report.findings[3]) == (
-        "fix: the messaging service MGfe…10's SMS webhook points to https://old.example/sms "
-        f"(GET); Hearth expects {INBOUND} (POST) (hearth twilio check --fix sets it)"
+        f"fix: the messaging service {mask_sid(sid)}'s SMS webhook points to "
+        f"https://old.example/sms (GET); Hearth expects {INBOUND} (POST) "
+        "(hearth twilio check --fix sets it)"
     )
     assert report.needs_fixing
-    assert stub.updates == []
+    assert _service(fake).inbound_request_url == "https://old.example/sms"  # untouched
 
 
-def test_a_service_that_defers_to_each_numbers_webhook_is_a_fix() -> None:
-    stub = TwilioStub(_service(inbound_request_url=INBOUND, use_inbound_webhook_on_number=True))
-    report = check_wiring(_stub_client(stub), _settings(from_=SERVICE))
+def test_a_service_that_defers_to_each_numbers_webhook_is_a_fix(fake: TwilioFake) -> None:
+    sid = fake.add_messaging_service(
+        inbound_request_url=INBOUND, use_inbound_webhook_on_number=True
+    )
+    report = check_wiring(_client(fake), _settings(from_=sid))
     assert report.findings[3].verdict is Verdict.FIX
     assert "use_inbound_webhook_on_number" in report.findings[3].text
 
 
-def test_fix_points_the_service_at_hearth_and_a_second_check_finds_it_right() -> None:
-    stub = TwilioStub(_service(inbound_request_url="https://old.example/sms",
-                               use_inbound_webhook_on_number=True))  # fmt: skip
-    client = _stub_client(stub)
-    fixed = check_wiring(client, _settings(from_=SERVICE), fix=True)
+def test_fix_points_the_service_at_hearth_and_a_second_check_finds_it_right(
+    fake: TwilioFake,
+) -> None:
+    sid = fake.add_messaging_service(
+        inbound_request_url="https://old.example/sms", use_inbound_webhook_on_number=True
+    )
+    client = _client(fake)
+    fixed = check_wiring(client, _settings(from_=sid), fix=True)
     assert str(fixed.findings[3]) == (
-        f"fixed: the messaging service MGfe…10's SMS webhook now points to {INBOUND} (POST), "
-        "instead of each number's own SMS webhook (use_inbound_webhook_on_number)"
+        f"fixed: the messaging service {mask_sid(sid)}'s SMS webhook now points to {INBOUND} "
+        "(POST), instead of each number's own SMS webhook (use_inbound_webhook_on_number)"
     )
-    assert stub.updates == [
-        {
-            "InboundRequestUrl": INBOUND,
-            "InboundMethod": "POST",
-            "UseInboundWebhookOnNumber": "false",
-        }
-    ]
+    service = _service(fake)
+    assert (
+        service.inbound_request_url,
+        service.inbound_method,
+        service.use_inbound_webhook_on_number,
+    ) == (INBOUND, "POST", False)
     assert not fixed.needs_fixing
-    assert not check_wiring(client, _settings(from_=SERVICE)).needs_fixing
+    assert not check_wiring(client, _settings(from_=sid)).needs_fixing
 
 
-def test_a_service_status_callback_elsewhere_is_a_note_not_a_fix() -> None:
-    stub = TwilioStub(
-        _service(inbound_request_url=INBOUND, status_callback="https://crm.example/status")
+def test_a_service_status_callback_elsewhere_is_a_note_not_a_fix(fake: TwilioFake) -> None:
+    sid = fake.add_messaging_service(
+        inbound_request_url=INBOUND, status_callback="https://crm.example/status"
     )
-    report = check_wiring(_stub_client(stub), _settings(from_=SERVICE))
+    report = check_wiring(_client(fake), _settings(from_=sid))
     assert report.findings[-1].verdict is Verdict.NOTE
     assert report.findings[-1].text.startswith(
-        "the messaging service MGfe…10's status callback points to https://crm.example/status;"
+        f"the messaging service {mask_sid(sid)}'s status callback points to "
+        "https://crm.example/status;"
     )
     assert not report.needs_fixing
 
 
-def test_a_service_not_on_the_account_is_a_fix() -> None:
-    report = check_wiring(_stub_client(TwilioStub()), _settings(from_=SERVICE), fix=True)
+def test_a_service_not_on_the_account_is_a_fix(fake: TwilioFake) -> None:
+    report = check_wiring(_client(fake), _settings(from_=SERVICE), fix=True)
     assert str(report.findings[-1]) == (
         "fix: the messaging service MGfe…10 is not on account AC01…ef: set TWILIO_FROM to one "
         "of this account's messaging services (or a number)"
     )
 
 
-def test_a_401_says_the_sid_or_token_is_wrong_without_either() -> None:
+def test_fix_on_a_number_of_the_fake_sets_its_webhook(fake: TwilioFake) -> None:
+    fake.add_number("+15557654321", sms_url="https://old.example/sms", sms_method="GET")
+    report = check_wiring(_client(fake), _settings(from_="+15557654321"), fix=True)
+    assert str(report.findings[2]) == (
+        f"fixed: the number +155********'s SMS webhook now points to {INBOUND} (POST), "
+        "instead of https://old.example/sms (GET)"
+    )
+    [number] = fake.numbers
+    assert (number.sms_url, number.sms_method) == (INBOUND, "POST")
+    assert not report.needs_fixing
+
+
+def test_a_401_says_the_sid_or_token_is_wrong_without_either(fake: TwilioFake) -> None:
+    wrong = "not-the-token"
     with pytest.raises(CredentialsRefused, match="account sid or the auth token is wrong") as e:
-        check_wiring(_stub_client(TwilioStub(refuse=True)), _settings())
-    assert AUTH_TOKEN not in str(e.value)
+        check_wiring(_client(fake, wrong), _settings())
+    assert wrong not in str(e.value)
     assert ACCOUNT_SID not in str(e.value)
 
 

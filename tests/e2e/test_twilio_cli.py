@@ -1,4 +1,5 @@
-"""``hearth twilio check`` as a user runs it, against the Prism mock of Twilio's 2010 API."""
+"""``hearth twilio check`` as a user runs it, against the Prism mock of Twilio's 2010 API and
+the stateful fake (messaging services, a refused token)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from service.twilio_wiring import mask_sid
+from tests.twilio_fake import TwilioFake
 from tests.twilio_mock import ACCOUNT_SID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +103,33 @@ def test_twilio_check_when_twilio_does_not_answer_is_one_error_line_and_exit_1()
     assert result.stderr.startswith("error: cannot ask Twilio about account AC01…ef")
     assert len(result.stderr.splitlines()) == 1
     assert ACCOUNT_SID not in result.stderr
+
+
+def test_twilio_check_fix_on_a_messaging_service_then_check_exits_0(
+    twilio_fake: TwilioFake,
+) -> None:
+    sid = twilio_fake.add_messaging_service(inbound_request_url="https://old.example/sms")
+    env = _twilio_env(
+        twilio_fake.url,
+        TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
+        TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
+        TWILIO_FROM=sid,
+    )
+    fixed = hearth_twilio("check", "--fix", **env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"fixed: the messaging service {mask_sid(sid)}'s SMS webhook now points to " in (
+        fixed.stdout
+    )
+    again = hearth_twilio("check", **env)
+    assert again.returncode == 0, again.stdout
+    assert not [line for line in again.stdout.splitlines() if line.startswith(("fix", "warn"))]
+
+
+def test_twilio_check_with_a_wrong_token_says_so_and_exits_2(twilio_fake: TwilioFake) -> None:
+    env = _twilio_env(twilio_fake.url, TWILIO_ACCOUNT_SID=twilio_fake.account_sid)
+    result = hearth_twilio("check", **env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+    )
+    assert TOKEN not in result.stderr
