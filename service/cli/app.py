@@ -14,12 +14,14 @@ from service.cli import serve
 from service.cli.feed import feed_app
 from service.cli.reply import reply
 from service.cli.status import status
+from service.cli.twilio import twilio_app
 from service.config import load_couple_file
 from service.config.loading import load_directory
-from service.domain.couples import couple_json_schema
+from service.domain.couples import Couple, couple_json_schema
 from service.domain.errors import CoupleFileInvalid, HearthError, WhenInvalid
 from service.domain.occurrences import Occurrence, occurrences
-from service.domain.sends import PlannedSend, planned_sends
+from service.domain.segments import SEGMENT_WARNING, normalise_body
+from service.domain.sends import PlannedSend, long_texts, planned_sends
 from service.settings import SettingsInvalid
 from service.system_clock import SystemClock
 
@@ -41,27 +43,33 @@ def validate(
         typer.Argument(help="Couple files or directories; default: the config directory."),
     ] = None,
 ) -> None:
-    """Check couple files: OK <file>, or each error as <file>:<line>:<col>: <field>: <message>."""
+    """Check couple files: OK <file>, or each error as <file>:<line>:<col>: <field>: <message>.
+
+    A valid file's texts that need more than two SMS segments each get a warning line
+    (the exit status stays 0).
+    """
     targets = paths or [serve.settings_or_exit().config_dir]
     bad = False
     for target in targets:
         if target.is_dir():
             loaded = load_directory(target)
-            for path in sorted(loaded.files.values()):
+            for couple_id, path in sorted(loaded.files.items(), key=lambda item: item[1]):
                 typer.echo(f"OK {path}")
+                _warn_long_texts(path, loaded.couples[couple_id])
             for failure in loaded.failures:
                 bad = True
                 for issue in failure.issues:
                     typer.echo(str(issue))
             continue
         try:
-            load_couple_file(target)
+            couple = load_couple_file(target)
         except CoupleFileInvalid as e:
             bad = True
             for issue in e.issues:
                 typer.echo(str(issue))
         else:
             typer.echo(f"OK {target}")
+            _warn_long_texts(target, couple)
     if bad:
         raise typer.Exit(1)
 
@@ -150,6 +158,7 @@ def schema() -> None:
 for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply, status):
     app.command()(_command)
 app.add_typer(feed_app)
+app.add_typer(twilio_app)
 
 
 def main() -> None:
@@ -165,6 +174,20 @@ def main() -> None:
     except HearthError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(1)
+
+
+def _warn_long_texts(path: Path, couple: Couple) -> None:
+    for long in long_texts(couple):
+        text, cost = long.text, long.cost
+        why = (
+            f"UCS-2: {json.dumps(cost.culprit, ensure_ascii=False)} in the text"
+            if cost.culprit is not None
+            else f"GSM-7, {len(normalise_body(text.body))} characters"
+        )
+        typer.echo(
+            f"warning: {path}: {text.ritual} {text.label} to {text.partner}: "
+            f"{cost.segments} segments ({why}); keep texts within {SEGMENT_WARNING}"
+        )
 
 
 def _when(text: str, option: str) -> datetime:

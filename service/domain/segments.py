@@ -9,9 +9,21 @@ more than ``SEGMENT_WARNING`` of them, and each send records its count.
 
 from __future__ import annotations
 
-__all__ = ["SEGMENT_WARNING", "is_gsm7", "normalise_body", "segments"]
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["SEGMENT_WARNING", "Cost", "cost", "is_gsm7", "normalise_body", "segments"]
 
 SEGMENT_WARNING = 2  # more segments than this, and ``hearth validate`` warns
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What a body costs on the wire: its segments, and the encoding that decided them."""
+
+    segments: int
+    encoding: Literal["GSM-7", "UCS-2"]
+    culprit: str | None  # UCS-2 only: the first character outside GSM-7 (why it is UCS-2)
 
 
 def normalise_body(body: str) -> str:
@@ -41,6 +53,12 @@ def segments(body: str) -> int:
             segments, used = segments + 1, 0
         used += size
     return segments
+
+
+def cost(body: str) -> Cost:
+    """``body``'s segments and encoding, as sent (normalise it first, as the senders do)."""
+    culprit = next((ch for ch in body if ch not in _GSM_BASIC and ch not in _GSM_EXTENSION), None)
+    return Cost(segments(body), "GSM-7" if culprit is None else "UCS-2", culprit)
 
 
 def is_gsm7(body: str) -> bool:

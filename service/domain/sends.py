@@ -15,15 +15,22 @@ from zoneinfo import ZoneInfo
 from service.domain.changes import NO_CHANGES, Changes
 from service.domain.couples import Couple, Partner, Ritual
 from service.domain.deadlines import Grace, deadline
+from service.domain.durations import format_duration
 from service.domain.events import Purpose, SendId
+from service.domain.kinds import Who
 from service.domain.occurrences import Occurrence, find_occurrence, occurrences
+from service.domain.segments import SEGMENT_WARNING, Cost, cost, normalise_body
 from service.domain.texts import render
 
 __all__ = [
+    "LongText",
     "PlannedSend",
+    "RitualText",
     "extra_send",
     "find_send",
+    "long_texts",
     "planned_sends",
+    "ritual_texts",
     "sends_for",
 ]
 
@@ -137,6 +144,78 @@ def sends_for(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class RitualText:
+    """One text a ritual sends a partner, rendered with the couple's names."""
+
+    ritual: str
+    partner: str  # partner key
+    label: str  # prompt, reminder-2d, or reminder-2d as planner
+    body: str  # as rendered, before the senders' normalisation
+
+
+@dataclass(frozen=True, slots=True)
+class LongText:
+    text: RitualText
+    cost: Cost  # of the normalised body, as it goes out
+
+
+def ritual_texts(couple: Couple) -> list[RitualText]:
+    """Every distinct text the couple's SMS rituals send each partner, rendered as
+    ``sends_for`` renders it: the prompt (which SNOOZE and FIRE send again) and each
+    reminder; for alternating rituals, the reminder to the planner and to the other partner,
+    and the prompt naming either planner. The time is the rule's nominal one (always HH:MM).
+    No occurrence is needed, so a ritual whose dates are all past or future counts too."""
+    out: list[RitualText] = []
+    for ritual in couple.rituals:
+        if not (ritual.sms and ritual.enabled):
+            continue
+        time = f"{ritual.recurrence.time:%H:%M}"
+        alternating = ritual.who is Who.ALTERNATING
+        for partner in couple.partners:
+            other = couple.other(partner)
+            planners = (partner, other) if alternating else (None,)
+            seen: set[tuple[str, str]] = set()
+            for lead in (None, *ritual.remind):
+                for planner in planners:
+                    body = _body(couple, ritual, partner, lead, planner, time)
+                    label = "prompt" if lead is None else f"reminder-{format_duration(lead)}"
+                    if lead is not None and planner is partner:
+                        label += " as planner"
+                    if (label, body) not in seen:
+                        seen.add((label, body))
+                        out.append(RitualText(ritual.id, partner.key, label, body))
+    return out
+
+
+def long_texts(couple: Couple, limit: int = SEGMENT_WARNING) -> list[LongText]:
+    """The couple's ritual texts that need more than ``limit`` SMS segments once normalised."""
+    costs = (LongText(t, cost(normalise_body(t.body))) for t in ritual_texts(couple))
+    return [t for t in costs if t.cost.segments > limit]
+
+
+def _body(
+    couple: Couple,
+    ritual: Ritual,
+    partner: Partner,
+    lead: timedelta | None,
+    planner: Partner | None,
+    time: str,
+) -> str:
+    """The text ``ritual`` sends ``partner`` (a reminder ``lead`` ahead, or the prompt), with
+    ``planner`` planning this occurrence (alternating rituals)."""
+    is_planner = planner is not None and planner.key == partner.key
+    which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
+    return render(
+        ritual.text(which),
+        partner=partner.name,
+        other=couple.other(partner).name,
+        planner=planner.name if planner else "",
+        lead=_lead(lead) if lead else "now",
+        time=time,
+    )
+
+
 def _send(
     couple: Couple,
     ritual: Ritual,
@@ -151,17 +230,8 @@ def _send(
     if purpose is None:
         moved_to = occ.start if occ.moved_from is not None else None
         purpose = Purpose.reminder(lead, moved_to) if lead else Purpose.prompt(moved_to)
-    is_planner = occ.planner == partner.key
-    which = "prompt" if lead is None else ("planner_reminder" if is_planner else "reminder")
-    planner = couple.partner(occ.planner).name if occ.planner else ""
-    body = render(
-        ritual.text(which),
-        partner=partner.name,
-        other=couple.other(partner).name,
-        planner=planner,
-        lead=_lead(lead) if lead else "now",
-        time=f"{occ.start.astimezone(tz):%H:%M}",
-    )
+    planner = couple.partner(occ.planner) if occ.planner else None
+    body = _body(couple, ritual, partner, lead, planner, f"{occ.start.astimezone(tz):%H:%M}")
     send_id = SendId(occ.id, purpose, partner.key)
     return PlannedSend(
         id=send_id,

@@ -139,6 +139,69 @@ def test_validate_a_directory_reports_the_broken_file_and_oks_the_rest(tmp_path:
     assert any(line.startswith(f"{tmp_path / 'broken.yaml'}:") for line in lines)
 
 
+_LONG_REMINDER = """\
+  - kind: date_night
+    schedule: every other friday at 19:30
+    remind: [2d]
+    texts:
+      reminder: "Date night with {other} is {lead} ({time}). {planner} plans this one, so think
+        about what you would love to do together, and tell them by tonight."
+"""
+
+
+def _moon_couple(directory: Path) -> Path:
+    path = directory / "alex-sam.yaml"
+    text = GOOD.replace("name: Sam", 'name: "Sam \U0001f319"') + _LONG_REMINDER
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_validate_warns_about_each_text_over_two_segments_and_still_exits_0(
+    tmp_path: Path,
+) -> None:
+    path = _moon_couple(tmp_path)
+
+    result = hearth("validate", path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"OK {path}",
+        f"warning: {path}: date_night reminder-2d to alex: 3 segments "
+        '(UCS-2: "\U0001f319" in the text); keep texts within 2',
+    ]
+
+
+def test_validate_a_directory_warns_under_the_files_ok_line(tmp_path: Path) -> None:
+    path = _moon_couple(tmp_path)
+    (tmp_path / "fine.yaml").write_text(GOOD, encoding="utf-8")
+
+    result = hearth("validate", tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"OK {path}"
+    assert lines[1].startswith(f"warning: {path}: date_night reminder-2d to alex: 3 segments")
+    assert lines[2:] == [f"OK {tmp_path / 'fine.yaml'}"]
+
+
+def test_validate_warns_about_a_long_gsm7_text_with_its_length(tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        GOOD + '    texts:\n      prompt: "{partner}, ' + "\u20ac" * 150 + '"\n', encoding="utf-8"
+    )
+
+    result = hearth("validate", path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The euro sign takes two septets: "Alex, " and 150 of them take three segments, "Sam, "
+    # and 150 two (a two-septet character is never split across segments).
+    assert result.stdout.splitlines() == [
+        f"OK {path}",
+        f"warning: {path}: check_in prompt to alex: 3 segments (GSM-7, 156 characters); "
+        "keep texts within 2",
+    ]
+
+
 # --- preview -----------------------------------------------------------------------------
 
 
