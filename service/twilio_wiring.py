@@ -33,8 +33,8 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped,unused-ignor
 )
 
 from service.domain.errors import HearthError
-from service.senders.twilio import STATUS_PATH
 from service.settings import SettingsInvalid
+from service.webhooks import INBOUND_PATH, STATUS_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = [
-    "INBOUND_PATH",
     "CredentialsRefused",
     "Finding",
     "Verdict",
@@ -53,7 +52,6 @@ __all__ = [
     "mask_sid",
 ]
 
-INBOUND_PATH = "/sms/inbound"  # where Twilio posts a partner's text (service/web/sms.py)
 METHOD = "POST"
 
 

@@ -24,6 +24,7 @@ from twilio.request_validator import (  # type: ignore[import-untyped,unused-ign
 from service import running
 from service.cli.serve import settings_or_exit
 from service.inbound import webhook_token
+from service.webhooks import inbound_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = ["post_reply", "reply"]
-
-WEBHOOK_PATH = "/sms/inbound"
 
 
 def post_reply(
@@ -49,9 +48,9 @@ def post_reply(
         "Body": body,
         "NumMedia": "0",
     }
-    signed_url = settings.public_url.rstrip("/") + WEBHOOK_PATH
+    signed_url = inbound_url(settings.public_url)
     signature = RequestValidator(webhook_token(settings)).compute_signature(signed_url, params)
-    target = (url.rstrip("/") + WEBHOOK_PATH) if url else signed_url
+    target = inbound_url(url) if url else signed_url
     request = urllib.request.Request(
         target,
         data=urlencode(params).encode(),

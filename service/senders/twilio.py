@@ -27,7 +27,7 @@ import logging
 import re
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -53,6 +53,7 @@ from service.senders.base import (
     SentBefore,
 )
 from service.settings import SettingsInvalid
+from service.webhooks import status_url
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = [
-    "STATUS_PATH",
     "RedirectedHttpClient",
     "TwilioSender",
     "delivery_error",
@@ -72,7 +72,6 @@ log = logging.getLogger("hearth.senders.twilio")
 
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient": the partner texted STOP
 HTTP_TIMEOUT_S = 15.0
-STATUS_PATH = "/sms/status"  # where the web app takes delivery receipts
 MIN_VALIDITY_S, MAX_VALIDITY_S = 1, 36_000  # Twilio's bounds for ValidityPeriod
 # How far back of the claim a lookup matches (clocks differ), and how many messages to the
 # number it reads at most per query (a partner gets a handful a day).
@@ -107,7 +106,7 @@ class TwilioSender:
         so a receipt finds its send even if the worker died before recording the sid."""
         if self._public_url is None:
             return None
-        return f"{self._public_url}{STATUS_PATH}?{urlencode({'event': event_id})}"
+        return status_url(self._public_url, event_id)
 
     def send(self, text: Outgoing, now: datetime) -> str:
         """Hands the text (body normalised) to Twilio and returns its Message SID (``SM…``).

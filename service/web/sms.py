@@ -27,6 +27,7 @@ from twilio.request_validator import (  # type: ignore[import-untyped,unused-ign
 from service.deliveries import Receipt, ReceiptInvalid
 from service.inbound import enqueue_reply
 from service.storage import StorageError
+from service.webhooks import INBOUND_PATH, STATUS_PATH
 
 if TYPE_CHECKING:
     from dramatiq import Broker
@@ -165,7 +166,7 @@ def sms_router(
         return params
 
     @router.post(
-        "/sms/inbound",
+        INBOUND_PATH,
         summary="Twilio incoming-message webhook",
         openapi_extra=_OPENAPI,
         response_class=Response,
@@ -192,7 +193,7 @@ def sms_router(
         return Response(EMPTY_TWIML, media_type="text/xml")
 
     @router.post(
-        "/sms/status",
+        STATUS_PATH,
         summary="Twilio message status callback (delivery receipts)",
         openapi_extra=_STATUS_OPENAPI,
         response_class=Response,
