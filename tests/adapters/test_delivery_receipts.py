@@ -265,19 +265,33 @@ def test_a_refusal_at_sending_takes_the_same_remedy(world: World) -> None:
     assert world.provider.accepted == []
 
 
-def test_filtering_is_never_resent_and_tells_the_operator_which_ritual(
-    world: World, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("code", "words"), [(30007, "filtered"), (30034, "registered")])
+def test_filtering_and_account_errors_are_never_resent_and_tell_the_operator(
+    world: World, caplog: pytest.LogCaptureFixture, code: int, words: str
 ) -> None:
     send = _sends(world, couple({"kind": "check_in"}))[0]
     _sent(world, send)
     with caplog.at_level(logging.WARNING, logger="hearth.deliveries"):
-        world.receipts.record(world.receipt(send, "undelivered", 30007), world.clock.now())
+        world.receipts.record(world.receipt(send, "undelivered", code), world.clock.now())
     assert "check_in" in caplog.text
-    assert "30007" in caplog.text
+    assert str(code) in caplog.text
+    assert words in caplog.text
     assert ALEX not in caplog.text
     again = SendId(send.id.occurrence_id, send.id.purpose.again(), send.partner)
     assert world.prompts.get(str(again)) is None
     assert world.partners.get("alex-sam", "alex").unreachable is None
+
+
+def test_an_expired_validity_period_is_recorded_not_resent(world: World) -> None:
+    send = _sends(world, couple({"kind": "check_in"}))[0]
+    _sent(world, send)
+    world.receipts.record(world.receipt(send, "failed", 30036), world.clock.now())
+    record = world.prompts.get(send.event_id)
+    assert record is not None
+    assert (record.delivery_status, record.delivery_code) == (DeliveryStatus.FAILED, 30036)
+    again = SendId(send.id.occurrence_id, send.id.purpose.again(), send.partner)
+    assert world.prompts.get(str(again)) is None
+    assert world.partners.get("alex-sam", "alex") == world.partners.get("alex-sam", "nobody")
 
 
 def test_an_opt_out_code_is_mirrored_and_an_unknown_code_only_recorded(world: World) -> None:
