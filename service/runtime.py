@@ -24,6 +24,7 @@ from redis import Redis
 
 from service.config.live import LiveConfig
 from service.config.shared import RedisLastGood
+from service.dashboard import DashboardLinks, DashboardPages
 from service.deliveries import Receipts
 from service.domain.deadlines import Grace
 from service.embedded_redis import EmbeddedRedis
@@ -39,6 +40,7 @@ from service.senders.rate import RateLimitedSender, sms_rate_limiter
 from service.sending import SendPath
 from service.storage import (
     AnswerLog,
+    DashboardTokens,
     FeedTokens,
     PartnerStates,
     PromptLog,
@@ -230,6 +232,20 @@ class Runtime:
             self.clock,
             self.secret,
             self.settings.public_url,
+        )
+
+    def dashboard_links(self) -> DashboardLinks:
+        return DashboardLinks(DashboardTokens(self.engine), self.secret, self.settings.public_url)
+
+    def dashboard_pages(self) -> DashboardPages:
+        return DashboardPages(
+            self.dashboard_links(),
+            self.couples,
+            AnswerLog(self.engine),
+            self.prompts,
+            self.partners,
+            self.feed_publisher(),
+            self.clock,
         )
 
     def weekly_summaries(self) -> WeeklySummaries:

@@ -42,6 +42,7 @@ from service.senders import (
     SentBefore,
 )
 from service.storage import OccurrenceAnswers, Prompt, PromptState, StorageError
+from service.storage.prompt_log import PAUSED_REASON
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -214,7 +215,7 @@ class Paused:
     def check(self, ctx: Context) -> SendResult | None:
         state = ctx.partner_state
         if state.paused_at(ctx.now):
-            return SendResult(Outcome.MISSED, f"the partner paused until {state.paused_until}")
+            return SendResult(Outcome.MISSED, f"{PAUSED_REASON} until {state.paused_until}")
         return None
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from service.cli import serve
+from service.cli.dashboard import dashboard_app
 from service.cli.feed import feed_app
 from service.cli.reply import reply
 from service.cli.status import status
@@ -158,6 +159,7 @@ def schema() -> None:
 for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply, status):
     app.command()(_command)
 app.add_typer(feed_app)
+app.add_typer(dashboard_app)
 app.add_typer(twilio_app)
 
 

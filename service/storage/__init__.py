@@ -9,6 +9,7 @@ SQLite file by default (``Settings.log_url``), the same code on PostgreSQL via p
 """
 
 from service.storage.answers import AnswerLog, JournalEntry, OccurrenceAnswers
+from service.storage.dashboards import DashboardToken, DashboardTokens
 from service.storage.engine import make_engine, make_session_factory, writing
 from service.storage.errors import StorageError, redact_url
 from service.storage.feeds import FeedToken, FeedTokens, RitualVersions
@@ -39,6 +40,8 @@ __all__ = [
     "Base",
     "ChangeEffect",
     "Claim",
+    "DashboardToken",
+    "DashboardTokens",
     "DeliveryUpdate",
     "FeedToken",
     "FeedTokens",

@@ -26,6 +26,7 @@ __all__ = [
     "AnswerRow",
     "Base",
     "ChangeRow",
+    "DashboardTokenRow",
     "FeedTokenRow",
     "PartnerRow",
     "PromptRow",
@@ -260,6 +261,20 @@ class FeedTokenRow(Base):
     couple: Mapped[str] = mapped_column(Text, primary_key=True)
     partner: Mapped[str] = mapped_column(Text, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DashboardTokenRow(Base):
+    """A partner's current dashboard token, as a SHA-256 hash, and the random ``nonce`` it
+    was made from with the service's secret (``service/dashboard/tokens.py``): the token is
+    never stored, yet ``hearth dashboard urls`` can show it again."""
+
+    __tablename__ = "dashboard_tokens"
+
+    couple: Mapped[str] = mapped_column(Text, primary_key=True)
+    partner: Mapped[str] = mapped_column(Text, primary_key=True)
+    nonce: Mapped[str] = mapped_column(Text)  # 128 random bits, hex
     token_hash: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -52,7 +52,15 @@ from service.domain.sends import PlannedSend
 from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
 
-__all__ = ["DEFAULT_LEASE", "Claim", "DeliveryUpdate", "Prompt", "PromptLog", "PromptRecord"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "PAUSED_REASON",
+    "Claim",
+    "DeliveryUpdate",
+    "Prompt",
+    "PromptLog",
+    "PromptRecord",
+]
 
 DEFAULT_LEASE = timedelta(minutes=5)
 # An unknown send is looked up at the provider no sooner than this after the failure, so
@@ -62,6 +70,9 @@ DEFAULT_RECHECK_AFTER = timedelta(minutes=1)
 # Whole milliseconds, as Dramatiq counts a retry's delay.
 PAST_THE_LEASE = timedelta(milliseconds=1)
 ERROR_MAX_CHARS = 2000
+# How the send path's pause guard begins its reason: the dashboard reads paused occurrences
+# back by it (``PromptLog.paused``).
+PAUSED_REASON = "the partner paused"
 # +15551234567, +44 20 7946 0958, (555) 123-4567 spelled as a bare run of digits, …
 _PHONE_NUMBER = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<!\d)\d{7,15}(?!\d)")
 
@@ -288,6 +299,23 @@ class PromptLog:
         query = query.order_by(PromptRow.due_at.desc(), PromptRow.id.desc()).limit(limit)
         with translated(self.engine), self._sessions() as session:
             return [_record(row) for row in session.scalars(query)]
+
+    def paused(self, couple: str, since: datetime) -> dict[str, frozenset[str]]:
+        """Occurrences since ``since`` whose prompt was not sent because its partner had
+        paused: the partners, by occurrence id (the pause's history; ``partners`` keeps only
+        the current one)."""
+        query = select(PromptRow.occurrence_id, PromptRow.partner).where(
+            PromptRow.couple == couple,
+            PromptRow.purpose == "prompt",
+            PromptRow.state == PromptState.MISSED,
+            PromptRow.due_at >= _require_aware(since, "since"),
+            PromptRow.error.startswith(PAUSED_REASON, autoescape=True),
+        )
+        out: dict[str, set[str]] = {}
+        with translated(self.engine), self._sessions() as session:
+            for occurrence_id, partner in session.execute(query):
+                out.setdefault(occurrence_id, set()).add(partner)
+        return {k: frozenset(v) for k, v in out.items()}
 
     def unknown(self, now: datetime, since: datetime, limit: int = 500) -> list[PromptRecord]:
         """Unknown sends due since ``since`` and last looked at ``recheck_after`` ago: the

@@ -1,5 +1,6 @@
 """The FastAPI app: ``/healthz`` (200 when Redis and the log database answer), the SMS
-webhook (``service/web/sms.py``) and calendar feeds (``service/web/feeds.py``)."""
+webhook (``service/web/sms.py``), calendar feeds (``service/web/feeds.py``) and partners'
+dashboards (``service/web/dashboard.py``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.inbound import enqueue_feed_render, webhook_token
 from service.runtime import Runtime
 from service.storage import FeedTokens, ReplyLog
+from service.web.dashboard import DASHBOARD_OPENAPI, dashboard_route
 from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.logs import install as install_log_filters
 from service.web.sms import sms_router
@@ -48,11 +50,13 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
     app.router.routes.append(
         feed_route(feeds_redis, FeedTokens(engine), lambda c: enqueue_feed_render(broker, c))
     )
+    app.router.routes.append(dashboard_route(runtime.dashboard_pages()))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             schema["paths"].update(FEED_OPENAPI)
+            schema["paths"].update(DASHBOARD_OPENAPI)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,27 +1,35 @@
-"""Access logs without secrets: a feed URL's token is a capability, so it never reaches a log."""
+"""Access logs without secrets: a feed's or a dashboard's URL token is a capability, so it
+never reaches a log."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-__all__ = ["RedactFeedTokens", "install"]
+__all__ = ["RedactFeedTokens", "install", "redact"]
 
-_TOKEN_PATH = re.compile(r"/feeds/[^/?#\s]+\.ics")
+# /feeds/<token>.ics and /c/<token>: the token is everything up to the next /, ?, # or space.
+_TOKEN_PATHS = ((re.compile(r"/feeds/[^/?#\s]+\.ics"), "/feeds/***.ics"),
+                (re.compile(r"/c/[^/?#\s]+"), "/c/***"))  # fmt: skip
 
 
 class RedactFeedTokens(logging.Filter):
-    """Rewrites ``/feeds/<token>.ics`` to ``/feeds/***.ics`` in a record's message and args."""
+    """Rewrites ``/feeds/<token>.ics`` to ``/feeds/***.ics`` and ``/c/<token>`` to ``/c/***``
+    in a record's message and args."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_PATH.sub("/feeds/***.ics", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _TOKEN_PATH.sub("/feeds/***.ics", record.msg)
+            record.msg = redact(record.msg)
         return True
+
+
+def redact(text: str) -> str:
+    """``text`` with every feed and dashboard token replaced by ``***``."""
+    for pattern, replacement in _TOKEN_PATHS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def install(logger_name: str = "uvicorn.access") -> None:

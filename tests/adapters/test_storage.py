@@ -104,6 +104,7 @@ def test_migrate_brings_an_empty_database_to_head_and_again_is_a_no_op(url: str)
                 "replies",
                 "answers",
                 "occurrence_changes",
+                "dashboard_tokens",
                 "feed_tokens",
                 "ritual_versions",
             }
