@@ -96,7 +96,12 @@ class Cipher:
 
     def __init__(self, current: SecretKey | None = None, old: Sequence[SecretKey] = ()) -> None:
         self.current = current
+        self.old = tuple(old)
         self._keys = {k.id: k for k in (*old, *([current] if current else []))}
+
+    def also_opening(self, old: Sequence[SecretKey]) -> Cipher:
+        """This cipher, able to open values under ``old`` keys too."""
+        return Cipher(self.current, [*self.old, *old])
 
     @property
     def current_prefix(self) -> str | None:
