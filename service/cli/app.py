@@ -13,6 +13,7 @@ import typer
 from service.cli import serve
 from service.cli.dashboard import dashboard_app
 from service.cli.feed import feed_app
+from service.cli.privacy import export, forget, rotate_key, secret_key
 from service.cli.reply import reply
 from service.cli.status import status
 from service.cli.twilio import twilio_app
@@ -156,7 +157,19 @@ def schema() -> None:
     typer.echo(json.dumps(couple_json_schema(), indent=2, ensure_ascii=False))
 
 
-for _command in (serve.run, serve.scheduler, serve.worker, serve.web, serve.fire, reply, status):
+for _command in (
+    serve.run,
+    serve.scheduler,
+    serve.worker,
+    serve.web,
+    serve.fire,
+    reply,
+    status,
+    export,
+    forget,
+    rotate_key,
+    secret_key,
+):
     app.command()(_command)
 app.add_typer(feed_app)
 app.add_typer(dashboard_app)

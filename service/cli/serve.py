@@ -25,6 +25,7 @@ import typer
 
 from service import lifeline, running
 from service.config import load_directory
+from service.data_dir import private_directory
 from service.domain.errors import HearthError
 from service.domain.events import Purpose
 from service.domain.occurrences import ritual_occurrences
@@ -49,7 +50,7 @@ def run(
 ) -> None:
     """Run everything: Redis (embedded unless REDIS_URL), migrations, scheduler, worker, web."""
     settings = settings_or_exit()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     data_dir = settings.data_dir.resolve()
     already = running.find(data_dir)
     if already is not None:

@@ -44,6 +44,14 @@ class RedisLastGood:
             raise SharedConfigUnavailable(f"Redis: {e}") from e
         return raw.decode("utf-8") if raw is not None else None
 
+    def all(self) -> dict[str, str]:
+        """Every file's last good text, by file name."""
+        try:
+            raw = cast("dict[bytes, bytes]", self._redis.hgetall(self._key))
+        except RedisError as e:
+            raise SharedConfigUnavailable(f"Redis: {e}") from e
+        return {name.decode(): text.decode("utf-8") for name, text in raw.items()}
+
     def forget(self, name: str) -> None:
         try:
             self._redis.hdel(self._key, name)

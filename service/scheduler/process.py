@@ -107,10 +107,10 @@ class SchedulerProcess:
             runtime.redis,
             grace=runtime.grace,
             on_missed=self._missed,
-            changes=AnswerLog(runtime.engine).changes,
+            changes=AnswerLog(runtime.engine, runtime.cipher).changes,
         )
         self._reconciler = Reconciler(
-            runtime.prompts, ReplyLog(runtime.engine), runtime.broker, runtime.redis
+            runtime.prompts, ReplyLog(runtime.engine, runtime.cipher), runtime.broker, runtime.redis
         )
         # Edits not yet handed to the scheduler and the feeds: kept until a sync succeeds, so
         # a Redis or database error in the middle of one loses none (the config's own

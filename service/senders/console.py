@@ -37,7 +37,7 @@ class ConsoleSender:
         record = fields | {"sent_at": now.isoformat(), "id": provider_id}
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
-            self._outbox.parent.mkdir(parents=True, exist_ok=True)
+            self._outbox.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self._outbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line.encode("utf-8"))

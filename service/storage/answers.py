@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from service.domain.changes import NO_CHANGES, Change, Changes
+from service.encryption import Cipher
 from service.storage.engine import reading
 from service.storage.models import AnswerRow, ChangeRow
 
@@ -58,10 +59,12 @@ class _Builder:
 
 
 class AnswerLog:
-    """Answers and occurrence changes as written by ``ReplyLog.settle``."""
+    """Answers and occurrence changes as written by ``ReplyLog.settle``; notes are opened
+    with ``cipher`` (the one they were sealed with, or an older key it holds)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cipher: Cipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher or Cipher()
 
     def changes(self, couple: str) -> dict[str, Change]:
         """The couple's skipped and moved occurrences, by occurrence id."""
@@ -120,7 +123,12 @@ class AnswerLog:
             query = query.where(AnswerRow.partner == partner)
         with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(AnswerRow.answered_at, AnswerRow.id)).all()
-        return [JournalEntry(r.occurrence_id, r.partner, r.note, r.answered_at) for r in rows]
+        return [
+            JournalEntry(
+                r.occurrence_id, r.partner, self.cipher.open(r.note, "answers.note"), r.answered_at
+            )
+            for r in rows
+        ]
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -6,10 +6,16 @@ transaction then covers every statement in it, DDL included. A writing transacti
 (``writing``) starts with ``BEGIN IMMEDIATE``, taking the write lock first, so a second
 writer waits out the busy timeout instead of failing with "database is locked" when a read
 would have had to turn into a write.
+
+A SQLite file holds the couples' words, so it is created 0600 (its -wal and -shm take the
+same mode from it) in a directory created 0700, and every connection sets
+``secure_delete``: a deleted row's bytes are overwritten with zeros, not left in free pages
+(``hearth forget`` relies on it, and checkpoints the WAL afterwards).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,9 +112,9 @@ def _sqlite_engine(url: URL) -> Engine:
     in_file = bool(database) and database != ":memory:" and not url.query.get("uri")
     if database and in_file:
         try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(database).expanduser())
         except OSError as e:
-            raise StorageError(str(url), f"cannot create the directory for {database}: {e}") from e
+            raise StorageError(str(url), f"cannot create {database}: {e}") from e
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
@@ -120,6 +126,7 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA secure_delete = ON")
             if in_file:
                 cursor.execute("PRAGMA journal_mode = WAL")
         finally:
@@ -131,6 +138,18 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 (its directory 0700 if new); an existing one is made
+    0600 too. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        info = path.stat()
+        if info.st_mode & 0o077 and info.st_uid == os.getuid():
+            path.chmod(0o600)
 
 
 def _postgresql_engine(url: URL) -> Engine:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from service.encryption import Cipher
 from service.storage.engine import insert, reading, writing
 from service.storage.models import AnswerRow, ChangeRow, ReplyRow, ReplyState
 from service.storage.partner_states import upsert_partner
@@ -103,16 +104,23 @@ class Settlement:
 
 
 class ReplyLog:
-    """Replies on ``engine``: stored before the webhook answers, settled and confirmed once."""
+    """Replies on ``engine``: stored before the webhook answers, settled and confirmed once.
 
-    def __init__(self, engine: Engine) -> None:
+    The raw form and the answers' notes are stored sealed by ``cipher`` (plaintext when it
+    has no key; ``Settings.cipher`` gives the service's).
+    """
+
+    def __init__(self, engine: Engine, cipher: Cipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher or Cipher()
 
     def store(self, message_sid: str, raw: Mapping[str, str], now: datetime) -> bool:
         """Keep the raw reply; False when this MessageSid was stored before (a webhook retry)."""
         values = {
             "message_sid": message_sid,
-            "raw": json.dumps(dict(raw), ensure_ascii=False, sort_keys=True),
+            "raw": self.cipher.seal(
+                json.dumps(dict(raw), ensure_ascii=False, sort_keys=True), "replies.raw"
+            ),
             "state": ReplyState.RECEIVED,
             "received_at": now,
         }
@@ -141,7 +149,7 @@ class ReplyLog:
             return None
         return ReplyRecord(
             message_sid=row.message_sid,
-            raw=json.loads(row.raw),
+            raw=json.loads(self.cipher.open(row.raw, "replies.raw")),
             state=row.state,
             received_at=row.received_at,
             confirmation=row.confirmation,
@@ -173,7 +181,8 @@ class ReplyLog:
             if moved.rowcount != 1:
                 return False
             for answer in settled.answers:
-                _insert_answer(conn, message_sid, answer, now)
+                note = self.cipher.seal(answer.note, "answers.note")
+                _insert_answer(conn, message_sid, answer, note, now)
             for change in settled.changes:
                 _upsert_change(conn, message_sid, change, now)
             for p in settled.partners:
@@ -213,7 +222,9 @@ class ReplyLog:
             return [r.message_sid for r in rows]
 
 
-def _insert_answer(conn: Connection, sid: str, answer: AnswerEffect, now: datetime) -> None:
+def _insert_answer(
+    conn: Connection, sid: str, answer: AnswerEffect, note: str, now: datetime
+) -> None:
     stmt = insert(conn, AnswerRow).values(
         reply_sid=sid,
         couple=answer.couple,
@@ -221,7 +232,7 @@ def _insert_answer(conn: Connection, sid: str, answer: AnswerEffect, now: dateti
         occurrence_id=answer.occurrence_id,
         partner=answer.partner,
         action=answer.action,
-        note=answer.note,
+        note=note,
         answered_at=now,
     )
     conn.execute(stmt.on_conflict_do_nothing(index_elements=[AnswerRow.reply_sid]))

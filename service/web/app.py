@@ -63,7 +63,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(
         sms_router(
-            ReplyLog(engine),
+            ReplyLog(engine, runtime.cipher),
             broker,
             runtime.clock,
             webhook_token(settings),
