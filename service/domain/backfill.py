@@ -9,7 +9,7 @@ the reply arrived: elapsed time, so a daylight-saving change neither gives nor t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from service.domain.occurrences import ritual_occurrences
@@ -44,4 +44,6 @@ def previous_occurrence(
 
 def backfillable(occ: Occurrence, received: datetime) -> bool:
     """Whether ``occ`` started at most ``BACKFILL_LIMIT`` (elapsed) before ``received``."""
-    return received - occ.start <= BACKFILL_LIMIT
+    # In UTC: Python subtracts two datetimes of the same zone by their wall times, which
+    # across a daylight-saving change is an hour off.
+    return received.astimezone(UTC) - occ.start.astimezone(UTC) <= BACKFILL_LIMIT
