@@ -154,7 +154,8 @@ def test_done_yesterday_across_the_spring_forward_counts_elapsed_hours(rig: Rig)
     rig.deliver("listening", _ny(7, 20), _ny(7, 22))
     rig.clock.set(_ny(9, 21, 30))
     within = rig.text(ALEX, "#listening done yesterday")
-    assert rig.answer(within) == "Logged your mirror listening for Saturday 7 Mar. Waiting on Sam's."
+    logged = "Logged your mirror listening for Saturday 7 Mar. Waiting on Sam's."
+    assert rig.answer(within) == logged
     rig.clock.set(_ny(9, 22, 30))
     beyond = rig.text(SAM, "#Listening: Done, yesterday.")
     assert beyond.outcome == "too-old"

@@ -67,4 +67,4 @@ def test_a_partner_local_ritual_backfills_the_partners_own_occurrence() -> None:
 def test_nothing_older_than_eight_days_is_named() -> None:
     late = couple({"kind": "check_in", "schedule": "every day at 21:00", "end": "2026-02-01"})
     assert previous_occurrence(late, late.ritual("check_in"), "alex", _ny(3, 8)) is None
-    assert BACKFILL_LIMIT == timedelta(hours=48)
+    assert timedelta(hours=48) == BACKFILL_LIMIT

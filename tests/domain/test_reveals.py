@@ -120,7 +120,8 @@ def test_a_long_answer_is_cut_to_two_segments_with_the_dashboard_note() -> None:
 
 
 def test_an_answer_that_fits_is_whole_and_normalised() -> None:
-    assert reveal_body("Sam", "check-in", "It’s been “good”") == "Sam's check-in: It's been \"good\""
+    body = reveal_body("Sam", "check-in", "It’s been “good”")
+    assert body == "Sam's check-in: It's been \"good\""
 
 
 def test_an_emoji_answer_is_cut_by_ucs2_segments() -> None:
