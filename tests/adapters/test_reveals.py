@@ -125,6 +125,15 @@ def test_no_reveal_goes_to_an_opted_out_or_paused_partner(rig: Rig, leaving: str
     assert list(_revealed(rig)) == [f"{OCC}/reveal/sam"]
 
 
+def test_no_reveal_goes_to_a_number_the_carrier_refused(rig: Rig) -> None:
+    _both_answer(rig)
+    rig.partners.set_unreachable(REVEALING.id, "sam", SAM, 21211, rig.clock.now())
+    rig.clock.set(_ny(2, 21, 21))
+    outcomes = _send_reveals(rig)
+    assert outcomes == {f"{OCC}/reveal/alex": Outcome.SENT, f"{OCC}/reveal/sam": Outcome.MISSED}
+    assert list(_revealed(rig)) == [f"{OCC}/reveal/alex"]
+
+
 def test_a_long_answer_is_cut_with_a_note_that_the_whole_is_on_the_dashboard(rig: Rig) -> None:
     long = "We talked about the move and " + "what home means to each of us " * 12
     _both_answer(rig, alex=long)
