@@ -6,9 +6,21 @@ to call any number of times for one reply:
     stored (webhook) ─ decide ─ settle (one transaction: effects + handled) ─ follow-ups ─ confirm
                                   └─ already settled by another delivery: skip to follow-ups
 
-Follow-ups (re-plan the couple after a skip or move, schedule a snoozed prompt) are
-idempotent, so they run on every delivery of a handled reply; the confirmation is sent
-once and recorded (``ReplyLog.confirm``).
+Follow-ups (re-plan the couple after a skip or move, schedule a snoozed prompt, schedule
+the reveal texts once both partners answered a ``reveal: true`` ritual) are idempotent, so
+they run on every delivery of a handled reply; the confirmation is sent once and recorded
+(``ReplyLog.confirm``).
+
+Reveals go through the schedule like a snooze, not from here: the scheduler's claim
+enqueues each ``send_prompt`` once (fired markers), and the send path claims it in the
+prompt log, runs the guards every text runs (opted out, paused, unreachable number, quiet
+hours, deadline), reads the answers afresh and asks the provider's record after a crash. A
+reveal sent from this handler would need its own copy of all that, and a reveal left
+pending by a dead handler could not be finished by the reconciler, which re-queues a stale
+text as a ``send_prompt`` message.
+
+DONE yesterday (``service/domain/backfill.py``) logs the ritual's previous occurrence when
+it started at most 48 hours before the reply arrived, and names its date.
 
 Which text a reply answers (also in ARCHITECTURE.md): the texts Hearth sent to this number
 in the last 7 days, newest first; for each ritual only its most recently texted occurrence
@@ -28,12 +40,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from service.domain import confirmations as say
+from service.domain.backfill import backfillable, previous_occurrence
 from service.domain.completions import Mark, is_complete, streak, streak_phrase
 from service.domain.deadlines import Grace
 from service.domain.events import ConfirmationId, Purpose
 from service.domain.kinds import KIND_DEFAULTS, Completion
 from service.domain.occurrences import Occurrence, find_occurrence, ritual_occurrences
 from service.domain.replies import Reply, Verb, WhenNotUnderstood, parse_reply, parse_when
+from service.domain.reveals import reveal_sends
 from service.domain.sends import extra_send
 from service.domain.wallclock import resolve
 from service.senders import Outgoing
@@ -90,6 +104,9 @@ class FollowUps(Protocol):
 
     def snooze(self, send: PlannedSend) -> None:
         """Send this extra prompt at ``send.at``."""
+
+    def reveal(self, send: PlannedSend) -> None:
+        """Send this reveal (the other partner's answer) at ``send.at``, once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +235,8 @@ class ReplyHandler:
         who: _From,
         received: datetime,
     ) -> Settlement:
+        if reply.verb is Verb.DONE and reply.yesterday:
+            return self._backfill(reply, matches, now, who, received)
         found = self._target(reply, matches, now)
         if isinstance(found, Settlement):
             return who.settle(found.outcome, found.confirmation)
@@ -255,6 +274,66 @@ class ReplyHandler:
         if reply.verb is Verb.MOVE:
             return self._move(t, reply, now, base)
         return base.settle("not-understood", say.HELP)  # pragma: no cover - exhaustive
+
+    def _backfill(
+        self,
+        reply: Reply,
+        matches: list[tuple[Couple, Partner]],
+        now: datetime,
+        who: _From,
+        received: datetime,
+    ) -> Settlement:
+        """DONE yesterday: the previous occurrence of the named ritual, or else of the
+        rituals texted to this number lately (newest first), the first still open."""
+        rituals = self._backfill_rituals(reply, matches, now)
+        if isinstance(rituals, Settlement):
+            return who.settle(rituals.outcome, rituals.confirmation)
+        found = [
+            (c, p, r, occ)
+            for c, p, r in rituals
+            if (occ := previous_occurrence(c, r, p.key, received)) is not None
+        ]
+        recent = [f for f in found if backfillable(f[3], received)]
+        if not recent:
+            if not found:
+                return who.settle("nothing-open", say.NOTHING_OPEN)
+            _, _, ritual, occ = found[0]
+            return who.settle("too-old", say.too_old(ritual.name, occ.start.date()))
+        states = self._answers.of([occ.id for *_, occ in recent])
+        targets = [Target(c, p, r, occ, states[occ.id]) for c, p, r, occ in recent]
+        open_ = [t for t in targets if not _closed(t)]
+        if not open_:
+            return who.settle("already", say.already(targets[0].ritual.name))
+        t = open_[0]
+        base = _From(t.couple.id, t.partner.key, who.verb, t.occurrence.id)
+        answer = AnswerEffect(t.couple.id, t.ritual.id, t.occurrence.id, t.partner.key, "done",
+                              reply.text)  # fmt: skip
+        waiting_on, _, _ = self._completion(t, now)
+        text = say.backfilled(t.ritual.name, t.occurrence.start.date(), waiting_on)
+        return base.settle("done", text, answers=(answer,))
+
+    def _backfill_rituals(
+        self, reply: Reply, matches: list[tuple[Couple, Partner]], now: datetime
+    ) -> list[tuple[Couple, Partner, Ritual]] | Settlement:
+        if reply.ritual is not None:
+            wanted = _norm(reply.ritual)
+            named = [(c, p, r) for c, p in matches for r in c.rituals if wanted in _names(r)]
+            if not named:
+                known = [r.id for c, _ in matches for r in c.rituals]
+                return Settlement("no-such-ritual", say.no_such_ritual(reply.ritual, known))
+            return named
+        by_id = {c.id: (c, p) for c, p in matches}
+        sent = self._prompts.recent_sent([(c.id, p.key) for c, p in matches], now - ANSWERABLE_FOR)
+        out: list[tuple[Couple, Partner, Ritual]] = []
+        seen: set[tuple[str, str]] = set()
+        for record in sent:
+            couple, partner = by_id[record.couple]
+            ritual_ids = {r.id for r in couple.rituals}
+            if record.ritual not in ritual_ids or (record.couple, record.ritual) in seen:
+                continue  # a weekly summary, a ritual removed since, or seen already
+            seen.add((record.couple, record.ritual))
+            out.append((couple, partner, couple.ritual(record.ritual)))
+        return out
 
     def _skip(self, t: Target, reply: Reply, base: _From) -> Settlement:
         answer = AnswerEffect(t.couple.id, t.ritual.id, t.occurrence.id, t.partner.key,
@@ -367,6 +446,8 @@ class ReplyHandler:
     def _follow_up(self, record: ReplyRecord) -> None:
         if record.couple is None:
             return
+        if record.outcome == "journal" and record.occurrence_id:
+            self._reveal(record.couple, record.occurrence_id)
         if record.outcome in ("skipped", "moved") and record.occurrence_id:
             event = f"occurrence.{record.outcome}"
             self._follow_ups.occurrence_changed(
@@ -383,6 +464,18 @@ class ReplyHandler:
             purpose = Purpose.snooze(at)
             send = extra_send(couple, occ, couple.partner(record.partner), purpose)
             self._follow_ups.snooze(send)
+
+    def _reveal(self, couple_id: str, occurrence_id: str) -> None:
+        """Once every partner answered a revealing ritual's occurrence, schedule each one's
+        text with the other's answer. Run after every journal answer: whichever of two
+        answers is settled last sees both (each reads after its own settlement commits),
+        and both name the same sends (due at the later answer), so it is scheduled once."""
+        couple = self._couples.get(couple_id)
+        occ = find_occurrence(couple, occurrence_id) if couple else None
+        if couple is None or occ is None or not couple.ritual(occ.ritual).reveal:
+            return
+        for send in reveal_sends(couple, occ, self._answers.answers_to(occurrence_id)):
+            self._follow_ups.reveal(send)
 
     def _confirm(self, record: ReplyRecord) -> None:
         """Text the confirmation once: claimed in the prompt log like any send

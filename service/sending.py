@@ -31,6 +31,7 @@ from service.domain.deadlines import Grace
 from service.domain.delivery import policy_for
 from service.domain.events import PurposeKind, SendId, parse_send_id
 from service.domain.kinds import Completion
+from service.domain.reveals import find_reveal
 from service.domain.segments import normalise_body, segments
 from service.domain.sends import PlannedSend, find_send
 from service.senders import (
@@ -45,10 +46,11 @@ from service.storage import OccurrenceAnswers, Prompt, PromptState, StorageError
 from service.storage.prompt_log import PAUSED_REASON
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from service.domain.clock import Clock
     from service.domain.couples import Couple, Partner
+    from service.domain.reveals import Answer
     from service.senders import Sender
     from service.storage import PartnerState, PartnerStates, PromptLog, Unreachable
 
@@ -143,6 +145,7 @@ class CoupleUnreadable(RetryableDeliveryError):
 
 class AnswerSource(Protocol):
     def of(self, occurrence_ids: Iterable[str]) -> dict[str, OccurrenceAnswers]: ...
+    def answers_to(self, occurrence_id: str) -> Mapping[str, Answer]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +254,12 @@ class QuietHours:
 class Answered:
     """Nobody is nagged about what they already did: reminders and snoozed prompts stop once
     the partner answered (done or skipped), or for either-partner and optional rituals once
-    anyone did. A fire (``hearth fire``) is an explicit new send and is not refused."""
+    anyone did. A fire (``hearth fire``) is an explicit new send and is not refused, and a
+    reveal exists because both answered."""
 
     def check(self, ctx: Context) -> SendResult | None:
         assert ctx.couple is not None  # StillPlanned runs first
-        if ctx.request.id.purpose.kind is PurposeKind.FIRE:
+        if ctx.request.id.purpose.kind in (PurposeKind.FIRE, PurposeKind.REVEAL):
             return None
         partner = ctx.request.partner
         answers = ctx.answers
@@ -324,13 +328,13 @@ class SendPath:
         answers = OccurrenceAnswers()
         if self._answers is not None:
             answers = self._answers.of([request.occurrence_id])[request.occurrence_id]
-        send = find_send(couple, request.id, answers.changes) if couple else None
+        send = self._find(couple, request, answers)
         if send is None and isinstance(self._couples, Refreshable):
             # The scheduler may have planned this from a file newer than this worker has
             # read yet: "no longer planned" is judged on the freshest version only.
             self._couples.refresh_now()
             couple = self._couples.get(request.couple)
-            send = find_send(couple, request.id, answers.changes) if couple else None
+            send = self._find(couple, request, answers)
         claim = self._prompts.claim(_prompt(request, send), now)
         if not claim:
             return self._not_claimed(request, now)
@@ -362,6 +366,21 @@ class SendPath:
         assert couple is not None
         assert send is not None
         return self._deliver(request, couple, send, now)
+
+    def _find(
+        self, couple: Couple | None, request: SendRequest, answers: OccurrenceAnswers
+    ) -> PlannedSend | None:
+        """The text as the couple's file (and, for a reveal, both answers) say it now."""
+        if couple is None:
+            return None
+        if request.id.purpose.kind is PurposeKind.REVEAL:
+            # Its body is the other partner's answer, read now: a reveal whose answers are
+            # gone (or never both there) is no longer planned, and is recorded missed.
+            if self._answers is None:
+                return None
+            found = self._answers.answers_to(request.occurrence_id)
+            return find_reveal(couple, request.id, found, answers.changes)
+        return find_send(couple, request.id, answers.changes)
 
     def _deliver(
         self, request: SendRequest, couple: Couple, send: PlannedSend, now: datetime

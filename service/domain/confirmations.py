@@ -6,15 +6,17 @@ is texting, what happened, and how to undo it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 __all__ = [
     "HELP",
     "NOTHING_OPEN",
     "OPTED_IN",
     "OPTED_OUT",
+    "REVEAL_CUT",
     "UNKNOWN_NUMBER",
     "already",
+    "backfilled",
     "done",
     "journal",
     "moved",
@@ -22,8 +24,10 @@ __all__ = [
     "not_movable",
     "paused",
     "resumed",
+    "revealed",
     "skipped",
     "snoozed",
+    "too_old",
     "when_local",
 ]
 
@@ -35,6 +39,8 @@ OPTED_OUT = "Hearth: you're unsubscribed and will get no more texts. Reply START
 OPTED_IN = "Hearth: you're subscribed again. Reply HELP for help, STOP to opt out."
 UNKNOWN_NUMBER = "Sorry, this number isn't set up to receive Hearth texts."
 NOTHING_OPEN = "There's nothing open to log right now. Reply HELP to see what you can send."
+# Ends a revealed answer that was cut to fit its text (``service/domain/reveals.py``).
+REVEAL_CUT = "... (the whole answer is on your dashboard)"
 
 
 def when_local(instant: datetime) -> str:
@@ -88,3 +94,25 @@ def not_movable(name: str) -> str:
 def no_such_ritual(tag: str, known: list[str]) -> str:
     names = ", ".join("#" + k for k in known[:4])
     return f"No ritual called #{tag[:20]}. Yours: {names}."
+
+
+def revealed(other: str, name: str, answer: str) -> str:
+    """The other partner's answer, once both answered: ``Sam's check-in: <answer>``."""
+    return f"{other}'s {name}: {answer}"
+
+
+def backfilled(name: str, day: date, waiting_on: str | None) -> str:
+    """``Logged your check-in for Sunday 30 Nov.``: a DONE yesterday names the day it logged."""
+    base = f"Logged your {name} for {_day(day)}."
+    return f"{base} Waiting on {waiting_on}'s." if waiting_on else base
+
+
+def too_old(name: str, day: date) -> str:
+    return (
+        f"Your {name} on {_day(day)} is too old to log: DONE yesterday works for 48 hours. "
+        "Reply DONE for the latest one."
+    )
+
+
+def _day(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%b}"

@@ -194,6 +194,12 @@ class Ritual(_Frozen):
     start: date | None = Field(default=None, description="First day (also fixes the parity).")
     end: date | None = Field(default=None, description="Last day, inclusive.")
     enabled: bool = True
+    reveal: bool = Field(
+        default=False,
+        description="Both answer, then both see: once both partners have answered an "
+        "occurrence, each is texted the other's answer. Only for rituals that ask a question "
+        "(check_in, listening, touch_map, conversation, growth, custom).",
+    )
     texts: RitualTexts = Field(default_factory=lambda: _NO_TEXTS)
 
     @model_validator(mode="before")
@@ -452,6 +458,29 @@ def _cross_checks(couple: Couple) -> list[Problem]:
     return problems
 
 
+def _reveal_checks(ritual: Ritual, at: Path) -> list[Problem]:
+    """``reveal: true`` needs answers to reveal: a kind whose replies are journal answers, one
+    occurrence both partners answer, and texts to carry them."""
+    if not ritual.reveal:
+        return []
+    where = (*at, "reveal")
+    if not ritual.journal:
+        askers = ", ".join(k.value for k, d in KIND_DEFAULTS.items() if d.journal)
+        return [
+            Problem(
+                where,
+                f"only rituals that ask a question can reveal answers; a {ritual.kind.value} "
+                f"reply is not kept as an answer (these can: {askers})",
+            )
+        ]
+    if ritual.partner_local:
+        shared = "a partner-local ritual has one occurrence per partner: nothing to reveal"
+        return [Problem(where, shared)]
+    if not ritual.sms:
+        return [Problem(where, "answers are revealed by text: add `sms` to `channels`")]
+    return []
+
+
 def _ritual_checks(couple: Couple, i: int, ritual: Ritual) -> list[Problem]:
     out: list[Problem] = []
     at: Path = ("rituals", i)
@@ -467,6 +496,7 @@ def _ritual_checks(couple: Couple, i: int, ritual: Ritual) -> list[Problem]:
         out.append(Problem((*at, "remind"), "a reminder is listed twice"))
     if ritual.remind and not ritual.sms:
         out.append(Problem((*at, "remind"), "reminders are texts: add `sms` to `channels`"))
+    out.extend(_reveal_checks(ritual, at))
     longest = max(len(p.name) for p in couple.partners)
     for field in RitualTexts.model_fields:
         text = getattr(ritual.texts, field)

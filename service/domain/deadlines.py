@@ -6,6 +6,8 @@ in the queue, in retries or in a quiet-hours hold): a text handled past its dead
 recorded missed, never sent.
 
     prompt, snooze, fire   at + grace.prompt (a snooze or fire may well come after the start)
+    reveal                 at + grace.prompt, ``at`` being the second answer's arrival held
+                           past the recipient's quiet hours
     reminder               at + grace.reminder, and never once the occurrence has started
     summary                at + grace.summary
     confirmation           the reply's arrival + grace.confirmation: an answer to the

@@ -7,12 +7,15 @@ effect of handling it once. Three shapes, told apart by their parts, never by po
                     alex-and-sam/check_in/20261125T2100/prompt/alex
                     alex-and-sam/date_night/20261127T1930/reminder-3h@20261128T1830Z/sam
                     alex-and-sam/_week/20261123/summary/alex      (a weekly summary)
+                    alex-and-sam/check_in/20261125T2100/reveal/sam (Alex's answer, to Sam)
     LaterId         <couple>/feed/<local date>               a couple-level job, not a text
     ConfirmationId  reply/<MessageSid>                       the answer to a partner's reply
 
 A purpose says why a text goes out: the occurrence's ``prompt``, a ``reminder`` some lead
 before it, a ``snooze`` or a ``fire`` (sent by hand) of the prompt at an instant, the weekly
-``summary``. A moved occurrence's prompt and reminders carry ``@<new start in UTC>``, because
+``summary``, and a ``reveal``: once both partners answered an occurrence of a ``reveal: true``
+ritual, the other partner's answer, one per recipient and occurrence (so one id, one claim).
+A moved occurrence's prompt and reminders carry ``@<new start in UTC>``, because
 the ones planned for the old start may already have fired. A purpose ending ``~resend`` is
 the one new text sent when the carrier could not deliver the first (``prompt~resend``). The
 wire spellings are stable:
@@ -63,6 +66,7 @@ class PurposeKind(StrEnum):
     SNOOZE = "snooze"
     FIRE = "fire"
     SUMMARY = "summary"
+    REVEAL = "reveal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,10 @@ class Purpose:
     @classmethod
     def summary(cls) -> Purpose:
         return cls(PurposeKind.SUMMARY)
+
+    @classmethod
+    def reveal(cls) -> Purpose:
+        return cls(PurposeKind.REVEAL)
 
     def again(self) -> Purpose:
         """This purpose's resend: ``<purpose>~resend``."""
@@ -140,6 +148,8 @@ class Purpose:
             if not moved:
                 if base == "summary":
                     return cls.summary()
+                if base == "reveal":
+                    return cls.reveal()
                 for kind in (PurposeKind.SNOOZE, PurposeKind.FIRE):
                     if base.startswith(kind.value + "-"):
                         spelled = base.removeprefix(kind.value + "-")
@@ -149,7 +159,7 @@ class Purpose:
             pass
         raise EventIdInvalid(
             f"{text!r} is not a purpose (prompt, reminder-3h, snooze-<instant>, "
-            "fire-<instant>, summary, optionally @<moved start>, optionally ~resend)"
+            "fire-<instant>, summary, reveal, optionally @<moved start>, optionally ~resend)"
         )
 
 

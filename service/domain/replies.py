@@ -9,6 +9,7 @@ keyword do not matter; a ``#tag`` anywhere (``#date_night skip``) picks the ritu
     HELP INFO                                                help         } whole message,
     RESUME UNPAUSE                                           resume       } a tag allowed
     DONE [note]      also "did it", "finished", "complete(d)", a leading check mark
+    DONE yesterday [note]   logs the ritual's previous occurrence (``domain/backfill.py``)
     SKIP [reason]    also "skipping", "pass"
     SNOOZE [span]    also "later", "remind me later"; 30m, 2 hours, 1h30m, 90 (minutes)
     PAUSE [span]     3d, 2 weeks, 12h
@@ -83,6 +84,7 @@ class Reply:
     span: timedelta | None = None  # SNOOZE and PAUSE: the duration (the default if none given)
     ritual: str | None = None  # the '#tag' selector, lower-case, without '#'
     problem: str | None = None  # what to send instead, when the argument is wrong
+    yesterday: bool = False  # DONE yesterday: the previous occurrence, not the open one
 
 
 class WhenNotUnderstood(HearthError, ValueError):
@@ -174,6 +176,7 @@ _SELECTOR = re.compile(r"(?<![0-9A-Za-z_#])#([0-9A-Za-z][0-9A-Za-z_-]{0,62})(?![
 _TAG_SEPARATORS = ":;,-\u2013\u2014 "
 _CLOSERS = ".,!?;:)\u2026"  # "loved it #gratitude." reads "loved it." without the tag
 _DONE = re.compile(r"(?:done|did\s+it|finished|completed|complete)(?!\w)", re.IGNORECASE)
+_YESTERDAY = re.compile(r"yesterday(?!\w)", re.IGNORECASE)
 _SKIP = re.compile(r"(?:skip|skipping|pass)(?!\w)", re.IGNORECASE)
 _SNOOZE = re.compile(r"snooze(?!\w)", re.IGNORECASE)
 # "later" and "remind me" also open ordinary sentences, so without a readable span they
@@ -230,9 +233,9 @@ def _command(rest: str, ritual: str | None) -> Reply | None:
         after = lead.lstrip(_CHECKS + _VARIATIONS + " ")
         # "✅ done, lovely" is one DONE whose note is "lovely", not "done, lovely".
         found = _DONE.match(after)
-        return Reply(Verb.DONE, text=_note(after[found.end() :] if found else after), ritual=ritual)
+        return _done(_note(after[found.end() :] if found else after), ritual)
     if found := _DONE.match(lead):
-        return Reply(Verb.DONE, text=_note(lead[found.end() :]), ritual=ritual)
+        return _done(_note(lead[found.end() :]), ritual)
     if found := _SKIP.match(lead):
         return Reply(Verb.SKIP, text=_note(lead[found.end() :]), ritual=ritual)
     if found := _SNOOZE.match(lead):
@@ -246,6 +249,14 @@ def _command(rest: str, ritual: str | None) -> Reply | None:
         problem = None if _trim(spec) else MOVE_PROBLEM
         return Reply(Verb.MOVE, text=spec, ritual=ritual, problem=problem)
     return None
+
+
+def _done(note: str, ritual: str | None) -> Reply:
+    """DONE with its note; "yesterday" as the note's first word makes it a backfill (the
+    rest, if any, is the note: "done yesterday - lovely walk")."""
+    if found := _YESTERDAY.match(note):
+        return Reply(Verb.DONE, text=_note(note[found.end() :]), ritual=ritual, yesterday=True)
+    return Reply(Verb.DONE, text=note, ritual=ritual)
 
 
 def _note(after: str) -> str:

@@ -1,4 +1,5 @@
-"""What replies set in motion in the schedule: re-plans after a skip or move, snoozed prompts."""
+"""What replies set in motion in the schedule: re-plans after a skip or move, snoozed prompts,
+revealed answers."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["ScheduleFollowUps"]
 
 
 class ScheduleFollowUps:
-    """``FollowUps`` on the schedule in Redis; both calls are idempotent."""
+    """``FollowUps`` on the schedule in Redis; every call is idempotent."""
 
     def __init__(
         self,
@@ -49,4 +50,10 @@ class ScheduleFollowUps:
     def snooze(self, send: PlannedSend) -> None:
         # Through the schedule like every send: fired once, held by quiet hours, and the
         # fired marker makes a redelivered reply's second call a no-op.
+        self._store.add([scheduled_event(send, self._grace)])
+
+    def reveal(self, send: PlannedSend) -> None:
+        # As a snooze: the scheduler's claim enqueues it (held past quiet hours), its fired
+        # marker makes every later delivery's call a no-op, and the send path's claim in the
+        # prompt log sends it once.
         self._store.add([scheduled_event(send, self._grace)])

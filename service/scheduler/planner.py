@@ -21,6 +21,7 @@ from service.domain.events import (
     LaterId,
     LaterKind,
     Purpose,
+    PurposeKind,
     SendId,
     parse_event_id,
     week_occurrence_id,
@@ -346,11 +347,14 @@ class Scheduler:
     @staticmethod
     def _still_stands(couple: Couple, event_id: str, changes: Changes) -> bool:
         """Whether a pending event the plan does not list still has a reason to fire: a
-        snooze or fire whose occurrence stands, or a summary (every couple gets one)."""
+        snooze or fire whose occurrence stands, a summary (every couple gets one), or a
+        reveal (both answered; the send path reads the answers and judges the rest)."""
         try:
             parsed = parse_event_id(event_id)
         except ValueError:
             return False
+        if isinstance(parsed, SendId) and parsed.purpose.kind is PurposeKind.REVEAL:
+            return True
         if isinstance(parsed, SendId) and parsed.purpose.is_extra:
             return find_send(couple, parsed, changes) is not None
         return isinstance(parsed, SendId) and parsed.is_summary

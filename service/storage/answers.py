@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from service.domain.changes import NO_CHANGES, Change, Changes
+from service.domain.reveals import Answer
 from service.encryption import Cipher
 from service.storage.engine import reading
 from service.storage.models import AnswerRow, ChangeRow
@@ -114,13 +115,18 @@ class AnswerLog:
             for i, b in built.items()
         }
 
-    def journal(self, couple: str, partner: str | None = None) -> list[JournalEntry]:
-        """The couple's journal entries (free-text answers), oldest first."""
+    def journal(
+        self, couple: str, partner: str | None = None, *, occurrence_id: str | None = None
+    ) -> list[JournalEntry]:
+        """The couple's journal entries (free-text answers), oldest first; one partner's, or
+        one occurrence's, when given."""
         query = select(
             AnswerRow.occurrence_id, AnswerRow.partner, AnswerRow.note, AnswerRow.answered_at
         ).where(AnswerRow.couple == couple, AnswerRow.action == "journal")
         if partner is not None:
             query = query.where(AnswerRow.partner == partner)
+        if occurrence_id is not None:
+            query = query.where(AnswerRow.occurrence_id == occurrence_id)
         with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(AnswerRow.answered_at, AnswerRow.id)).all()
         return [
@@ -129,6 +135,22 @@ class AnswerLog:
             )
             for r in rows
         ]
+
+    def answers_to(self, occurrence_id: str) -> dict[str, Answer]:
+        """Each partner's answer to one occurrence (their journal text), by partner key."""
+        couple = occurrence_id.split("/", 1)[0]
+        return _answers(self.journal(couple, occurrence_id=occurrence_id))
+
+
+def _answers(entries: list[JournalEntry]) -> dict[str, Answer]:
+    by_partner: dict[str, list[JournalEntry]] = {}
+    for entry in entries:
+        by_partner.setdefault(entry.partner, []).append(entry)
+    # Oldest first; a partner who wrote twice is shown both notes, timed by the last.
+    return {
+        partner: Answer(" / ".join(e.note for e in mine if e.note), mine[-1].answered_at)
+        for partner, mine in by_partner.items()
+    }
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -34,6 +34,8 @@ _purposes = st.one_of(
     st.builds(Purpose.reminder, _leads, st.none() | _instants),
     st.builds(Purpose.snooze, _instants),
     st.builds(Purpose.fire, _instants),
+    st.just(Purpose.reveal()),
+    st.just(Purpose.reveal().again()),
 )
 _slugs = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 
@@ -82,6 +84,8 @@ def test_the_wire_spellings_are_the_ones_stored_in_redis_and_the_prompt_log() ->
     assert str(Purpose.reminder(timedelta(hours=3), moved)) == "reminder-3h@20261128T1830Z"
     assert str(Purpose.snooze(moved)) == "snooze-20261128T183000+0000"
     assert str(Purpose.fire(moved)) == "fire-20261128T183000+0000"
+    assert str(SendId(occ, Purpose.reveal(), "sam")) == f"{occ}/reveal/sam"
+    assert str(Purpose.reveal().again()) == "reveal~resend"
     assert str(LaterId("alex-sam", LaterKind.FEED, date(2026, 11, 28))) == (
         "alex-sam/feed/20261128"
     )

@@ -733,3 +733,34 @@ def test_parse_when_answers_a_wall_time_or_refuses_politely(
     assert wall.tzinfo is None
     assert wall.second == wall.microsecond == 0
     assert now_wall < wall <= now_wall + timedelta(days=60)
+
+
+@pytest.mark.parametrize(
+    ("body", "ritual", "note"),
+    [
+        ("DONE yesterday", None, ""),
+        ("done yesterday", None, ""),
+        ("Done, yesterday!", None, ""),
+        ("DONE YESTERDAY.", None, ""),
+        ("✅ yesterday", None, ""),
+        ("did it yesterday - lovely walk", None, "lovely walk"),
+        ("#gratitude done yesterday", "gratitude", ""),
+        ("#Gratitude: Done Yesterday!!", "gratitude", ""),
+        ("done yesterday #check-in", "check-in", ""),
+    ],
+)
+def test_done_yesterday_is_a_backfill(body: str, ritual: str | None, note: str) -> None:
+    assert parse_reply(body) == Reply(Verb.DONE, text=note, ritual=ritual, yesterday=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "verb", "text"),
+    [
+        ("done yesterdays", Verb.DONE, "yesterdays"),
+        ("done - it was better than yesterday", Verb.DONE, "it was better than yesterday"),
+        ("yesterday done", Verb.TEXT, "yesterday done"),
+        ("skip yesterday", Verb.SKIP, "yesterday"),
+    ],
+)
+def test_yesterday_only_backfills_right_after_done(body: str, verb: Verb, text: str) -> None:
+    assert parse_reply(body) == Reply(verb, text=text)
