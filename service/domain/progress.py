@@ -273,15 +273,18 @@ def cells(
         start = max(start, since)
     keys = [p.key for p in couple.partners]
     # Past the window's end by the open period, to know when its last occurrence closes.
-    found = [
-        o
-        for o in ritual_occurrences(couple, ritual, start, end + OPEN_FOR)
-        if viewer is None or o.partner in (None, viewer)
-    ]
+    found = sorted(
+        (
+            o
+            for o in ritual_occurrences(couple, ritual, start, end + OPEN_FOR)
+            if viewer is None or o.partner in (None, viewer)
+        ),
+        key=lambda o: (o.start, o.id),
+    )
     out = []
     for i, occ in enumerate(found):
         if occ.start >= end:
-            break
+            continue
         following = next((o for o in found[i + 1 :] if o.partner == occ.partner), None)
         closes = occ.start + OPEN_FOR
         if following is not None:
