@@ -41,11 +41,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.domain import confirmations as say
 from service.domain.backfill import backfillable, previous_occurrence
-from service.domain.completions import Mark, is_complete, streak, streak_phrase
+from service.domain.completions import is_complete
 from service.domain.deadlines import Grace
 from service.domain.events import ConfirmationId, Purpose
 from service.domain.kinds import KIND_DEFAULTS, Completion
 from service.domain.occurrences import Occurrence, find_occurrence, ritual_occurrences
+from service.domain.progress import State, streak, streak_phrase
 from service.domain.replies import Reply, Verb, WhenNotUnderstood, parse_reply, parse_when
 from service.domain.reveals import reveal_sends
 from service.domain.sends import extra_send
@@ -434,11 +435,11 @@ class ReplyHandler:
             s = states[o.id]
             done_by = s.done_by | {t.partner.key} if o.id == occ.id else s.done_by
             if (s.change is not None and s.change.skipped) or t.partner.key in s.skipped_by:
-                marks.append(Mark.SKIPPED)
+                marks.append(State.SKIPPED)
             elif is_complete(t.ritual.completion, done_by, keys, t.partner.key):
-                marks.append(Mark.DONE)
+                marks.append(State.DONE)
             else:
-                marks.append(Mark.OPEN)
+                marks.append(State.MISSED)
         return streak(marks)
 
     # --- after settling -------------------------------------------------------------------

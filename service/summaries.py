@@ -1,22 +1,24 @@
 """``week.ended``: each partner's weekly summary text, sent once like any prompt.
 
-The summary of the week starting ``monday`` goes out the next Monday at 09:00 in the
-couple's zone, each partner's held past their own quiet hours (a send event per partner in
-the schedule). It is claimed in the prompt log under
-``<couple>/_week/<monday>/summary/<partner>`` (``_week`` cannot be a ritual id), so a
-redelivered message sends nothing twice; opted-out and paused partners get none, and one
-handled past its deadline (``Grace.summary`` after its time) is recorded missed.
+The summary of the week starting ``monday`` goes out at the couple's summary time (default
+that week's Sunday at 19:00 in the couple's zone; ``domain/summaries.py`` says which week a
+day covers), each partner's held past their own quiet hours (a send event per partner in the
+schedule). Its counts and streaks are ``domain/progress.py``'s, for the couple. It is
+claimed in the prompt log under ``<couple>/_week/<monday>/summary/<partner>`` (``_week``
+cannot be a ritual id), so a redelivered message sends nothing twice; opted-out and paused
+partners get none, and one handled past its deadline (``Grace.summary`` after its time) is
+recorded missed.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from service.domain.completions import is_complete
 from service.domain.deadlines import Grace
 from service.domain.events import WEEK, Purpose, SendId, week_occurrence_id
 from service.domain.kinds import Completion
-from service.domain.occurrences import occurrences
+from service.domain.progress import State, cells, current_streak, unit
 from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
 from service.sending import (
@@ -34,12 +36,14 @@ if TYPE_CHECKING:
 
     from service.domain.clock import Clock
     from service.domain.couples import Couple, Partner
-    from service.domain.occurrences import Occurrence
     from service.senders import Sender
     from service.sending import CoupleSource
-    from service.storage import AnswerLog, OccurrenceAnswers, PartnerStates, PromptLog
+    from service.storage import AnswerLog, PartnerStates, PromptLog
 
 __all__ = ["WeeklySummaries"]
+
+# How far back a summary looks for the streak it names.
+STREAK_WEEKS = 12
 
 
 class WeeklySummaries:
@@ -67,14 +71,32 @@ class WeeklySummaries:
         return self._clock
 
     def texts(self, couple: Couple, monday: date) -> dict[str, str]:
-        """Each partner's summary of the week starting ``monday``, by partner key."""
-        start, end = week_bounds(couple.timezone, monday)
-        found = occurrences(couple, start, end, self._answers.changes(couple.id))
-        states = self._answers.of([o.id for o in found])
-        return {
-            p.key: summary_text(p.name, couple.other(p).name, self._weeks(couple, p, found, states))
-            for p in couple.partners
-        }
+        """Each partner's summary of the week starting ``monday``, by partner key: the
+        couple's week as it stands now (at most at the week's end, so a late summary still
+        describes its own week)."""
+        week = self.weeks(couple, monday)
+        return {p.key: summary_text(p.name, couple.other(p).name, week) for p in couple.partners}
+
+    def weeks(self, couple: Couple, monday: date) -> list[RitualWeek]:
+        """Each ritual's week, for the couple, and the streak it has going."""
+        _, end = week_bounds(couple.timezone, monday)
+        as_of = min(self._clock.now(), end - timedelta(microseconds=1))
+        changes = self._answers.changes(couple.id)
+        out = []
+        for ritual in couple.rituals:
+            found = cells(couple, ritual, as_of, weeks=STREAK_WEEKS, changes=changes)
+            answers = self._answers.of([c.occurrence for c in found])
+            found = cells(couple, ritual, as_of, weeks=STREAK_WEEKS, changes=changes,
+                          answers=answers)  # fmt: skip
+            mine = [c for c in found if monday <= c.wall.date() < monday + timedelta(days=7)]
+            done = sum(1 for c in mine if c.state is State.DONE)
+            optional = ritual.completion is Completion.OPTIONAL
+            due = done if optional else done + sum(1 for c in mine if c.state is State.MISSED)
+            streak = current_streak(found)
+            out.append(
+                RitualWeek(ritual.name, due, done, optional, streak, unit(ritual.recurrence))
+            )
+        return out
 
     def send(
         self, couple_id: str, monday: date, partner: str | None = None
@@ -139,24 +161,3 @@ class WeeklySummaries:
             self._prompts.mark_missed(event_id, reason, now)
             return SendResult(Outcome.MISSED, reason)
         return deliver(outgoing, self._sender, self._prompts, self._partners, self._clock, now)
-
-    @staticmethod
-    def _weeks(
-        couple: Couple,
-        partner: Partner,
-        found: list[Occurrence],
-        states: dict[str, OccurrenceAnswers],
-    ) -> list[RitualWeek]:
-        keys = [p.key for p in couple.partners]
-        out = []
-        for ritual in couple.rituals:
-            mine = [o for o in found if o.ritual == ritual.id and o.partner in (None, partner.key)]
-            counted = [o for o in mine if partner.key not in states[o.id].skipped_by]
-            done = sum(
-                1
-                for o in counted
-                if is_complete(ritual.completion, states[o.id].done_by, keys, partner.key)
-            )
-            optional = ritual.completion is Completion.OPTIONAL
-            out.append(RitualWeek(ritual.name, len(counted), done, optional))
-        return out

@@ -4,22 +4,22 @@
 read from storage (``history.py``) and returns a ``DashboardView`` that ``page.py`` renders.
 Times in the view are in the viewer's own zone (their partner zone).
 
-Per-occurrence states, the streak and the score are computed here by ``_cells`` and
-``_progress`` for now; they are the seam where ``service/domain/progress.py`` (states,
-streaks and the Loop-style strength score) takes over: replace the bodies of those two
-functions with calls into it, and nothing else changes.
+Each cell's state is decided here (``_cells``: the prompt log says which prompts a pause
+held, which the domain's pause spans cannot yet); the streak and the Loop-style strength
+score with its sentence come from ``service/domain/progress.py`` (``_progress``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from service.domain.completions import Mark, is_complete, streak, streak_phrase
+from service.domain import progress
+from service.domain.completions import is_complete
 from service.domain.kinds import Completion, Who
 from service.domain.occurrences import occurrences, parse_occurrence_id
+from service.domain.progress import State as CellState
 from service.domain.wallclock import resolve
 
 if TYPE_CHECKING:
@@ -54,14 +54,6 @@ NEXT_HORIZON = timedelta(days=35)
 # A past occurrence not yet done can still be answered for this long after it ends (a late
 # DONE is still welcome); until then it is shown as upcoming ("open"), not missed.
 STILL_OPEN = timedelta(days=1)
-
-
-class CellState(StrEnum):
-    DONE = "done"
-    SKIPPED = "skipped"
-    MISSED = "missed"
-    PAUSED = "paused"
-    UPCOMING = "upcoming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +175,9 @@ def build_dashboard(
             continue
         mine = [o for o in every if o.ritual == ritual.id]
         cells = _cells(couple, ritual, viewer, mine, now, history, tz)
-        rituals.append(RitualProgress(ritual.id, ritual.name, cells, _progress(ritual, cells)))
+        rituals.append(
+            RitualProgress(ritual.id, ritual.name, cells, _progress(ritual, cells, tz, now))
+        )
     until = history.paused_until.get(viewer.key)
     return DashboardView(
         couple=couple.id,
@@ -245,26 +239,16 @@ def _cells(
     return tuple(out)
 
 
-def _progress(ritual: Ritual, cells: Sequence[Cell]) -> Progress:
-    """Streak and score over the heatmap's cells (to be replaced by progress.py).
-
-    For now the score is the share kept of the occurrences that counted (skips and pauses
-    are neutral), over the twelve weeks shown; progress.py brings the smoothed score.
-    """
-    past = [c for c in cells if c.state is not CellState.UPCOMING]
-    marks = {CellState.DONE: Mark.DONE, CellState.MISSED: Mark.OPEN}
-    count = streak(marks.get(c.state, Mark.SKIPPED) for c in reversed(past))
-    done = sum(c.state is CellState.DONE for c in past)
-    counted = sum(c.state in (CellState.DONE, CellState.MISSED) for c in past)
-    if counted == 0:
-        return Progress(count, streak_phrase(count, ritual.recurrence), 0, "Nothing to count yet.")
-    score = round(100 * done / counted)
-    word = (
-        "Strong" if score >= 80 else "Steady" if score >= 50 else "Building" if score >= 20
-        else "Starting again"
-    )  # fmt: skip
-    sentence = f"{word}: kept {done} of the last {counted}."
-    return Progress(count, streak_phrase(count, ritual.recurrence), score, sentence)
+def _progress(ritual: Ritual, cells: Sequence[Cell], tz: ZoneInfo, now: datetime) -> Progress:
+    """Streak and strength of the heatmap's cells, by ``service/domain/progress.py``."""
+    found = [
+        progress.Cell(c.occurrence_id, parse_occurrence_id(c.occurrence_id).wall, c.start, c.state)
+        for c in cells
+    ]
+    count = progress.current_streak(found)
+    strong = progress.strength(found, ritual.recurrence, now.astimezone(tz).date())
+    sentence = strong.sentence[0].upper() + strong.sentence[1:] + "."
+    return Progress(count, progress.streak_phrase(count, ritual.recurrence), strong.score, sentence)
 
 
 def _next(

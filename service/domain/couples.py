@@ -37,9 +37,19 @@ from service.domain.schedules import EXAMPLES, Recurrence, parse_rrule, parse_sc
 from service.domain.texts import DEFAULT_TEXTS, PLACEHOLDERS, check_template
 from service.domain.wallclock import parse_time_of_day, zone
 
-__all__ = ["Couple", "Partner", "Ritual", "RitualTexts", "build_couple", "couple_json_schema"]
+__all__ = [
+    "WEEKDAYS",
+    "Couple",
+    "Partner",
+    "Ritual",
+    "RitualTexts",
+    "SummaryTime",
+    "build_couple",
+    "couple_json_schema",
+]
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
@@ -82,6 +92,20 @@ def _time_of_day(value: object) -> time:
     raise ValueError(f"{value!r} is not a time of day; write it like '19:30' (in quotes)")
 
 
+def _weekday(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 7:
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        for i, name in enumerate(WEEKDAYS):
+            if word == name or (len(word) >= 3 and name.startswith(word)):
+                return i
+        close = get_close_matches(word, WEEKDAYS, n=1, cutoff=0.6)
+        hint = f" — did you mean {close[0]!r}?" if close else "; write it like 'sunday'"
+        raise ValueError(f"{value!r} is not a day of the week{hint}")
+    raise ValueError(f"{value!r} is not a day of the week; write it like 'sunday'")
+
+
 Duration = Annotated[
     timedelta,
     PlainValidator(_duration),
@@ -119,8 +143,24 @@ TimeOfDay = Annotated[
 ]
 
 
+Weekday = Annotated[
+    int,
+    PlainValidator(_weekday),
+    PlainSerializer(lambda d: WEEKDAYS[d], return_type=str),
+    WithJsonSchema({"type": "string", "enum": list(WEEKDAYS)}),
+]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class SummaryTime(_Frozen):
+    """When the weekly summary goes out, in the couple's zone (``summaries.py`` says which
+    week it covers)."""
+
+    day: Weekday = Field(default=6, description="Day of the week (0 Monday); default sunday.")
+    at: TimeOfDay = Field(default=time(19, 0), description="Local time; default '19:00'.")
 
 
 class Partner(_Frozen):
@@ -289,6 +329,11 @@ class Couple(_Frozen):
     timezone: ZoneName = Field(description="The couple's IANA time zone.")
     partners: tuple[Partner, Partner]
     rituals: tuple[Ritual, ...] = Field(max_length=100)
+    summary: SummaryTime = Field(
+        default_factory=SummaryTime,
+        description="When the weekly summary goes out, e.g. {day: sunday, at: '19:00'} "
+        "(the default), in the couple's zone and past each partner's quiet hours.",
+    )
 
     @property
     def id(self) -> str:
@@ -357,6 +402,7 @@ _FIELDS: dict[str, list[str]] = {
     "partner": list(Partner.model_fields),
     "ritual": list(Ritual.model_fields),
     "texts": list(RitualTexts.model_fields),
+    "summary": list(SummaryTime.model_fields),
 }
 
 
@@ -367,6 +413,8 @@ def _level(path: Path) -> str:
         return "ritual"
     if len(path) >= 2 and path[0] == "partners":
         return "partner"
+    if len(path) >= 1 and path[0] == "summary":
+        return "summary"
     return "couple"
 
 
@@ -392,6 +440,9 @@ def _problem(err: ErrorDetails) -> Problem:
         return Problem(path, f"{value!r} is not a phone number in E.164, like +15551234567")
     if kind == "string_pattern_mismatch" and path and path[-1] in ("id", "couple"):
         return Problem(path, f"{value!r} must be lower-case letters, digits, '-' or '_'")
+    if kind == "model_type" and path == ("summary",):
+        return Problem(path, f"{value!r} is not a time of the week; write it like "
+                             "{day: sunday, at: '19:00'}")  # fmt: skip
     if kind in ("tuple_type", "too_short", "too_long") and path == ("partners",):
         return Problem(path, "a couple has exactly two partners")
     msg = msg.removeprefix("Value error, ")

@@ -27,7 +27,7 @@ from service.domain.events import (
     week_occurrence_id,
 )
 from service.domain.sends import PlannedSend, find_send, planned_sends
-from service.domain.summaries import summary_at
+from service.domain.summaries import summary_at, summary_week
 from service.domain.wallclock import resolve, zone
 from service.inbound import FEED_RENDER, WEEK_ENDED
 from service.scheduler.replans import ReplanQueue
@@ -82,9 +82,10 @@ def later_events(
     - ``feed.render`` every day at 03:00 in the couple's zone, for a couple with calendar
       rituals: it rolls the feed's window forward (``<couple>/feed/<local date>``); past its
       deadline it is run late, never recorded missed (it is not a text);
-    - ``week.ended`` every Monday at 09:00 in the couple's zone: each partner's summary of
-      the week before, a text like any other (``<couple>/_week/<monday>/summary/<partner>``),
-      held past that partner's quiet hours in their zone and recorded missed past its grace.
+    - ``week.ended`` on the couple's summary day and time (default Sunday 19:00) in its zone:
+      each partner's summary of the week it covers (``summaries.summary_week``), a text like
+      any other (``<couple>/_week/<monday>/summary/<partner>``), held past that partner's
+      quiet hours in their zone and recorded missed past its grace.
     """
     tz = zone(couple.timezone)
     calendar = any(r.calendar and r.enabled for r in couple.rituals)
@@ -100,8 +101,9 @@ def later_events(
                     str(later), couple.id, fire, fire + timedelta(days=1), FEED_RENDER, kwargs
                 )
             )
-        if day.weekday() == 0:
-            out += _summaries(couple, day - timedelta(days=7), grace)
+        monday = summary_week(couple, day)
+        if monday is not None:
+            out += _summaries(couple, monday, grace)
         day += timedelta(days=1)
     return [e for e in out if start <= e.fire_at < end]
 

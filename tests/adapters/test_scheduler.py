@@ -166,7 +166,7 @@ def test_downtime_sends_late_within_grace_once_and_records_older_as_missed(
         "alex-sam/check_in/20261124T2100/prompt/sam",
     }
     assert len(missed) == len(result.missed)
-    # The weekly summaries due on Monday the 23rd are texts too: past their grace, missed.
+    # The weekly summaries due on Sunday the 22nd are texts too: past their grace, missed.
     ids = [parse_event_id(m) for m in missed]
     assert all(isinstance(i, SendId) for i in ids)
     summaries = sorted(m for m in missed if "/_week/" in m)

@@ -7,7 +7,7 @@ import io
 import json
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,8 +15,9 @@ import pytest
 
 from service.config.loading import load_couple_file
 from service.domain.clock import ManualClock
-from service.domain.couples import Couple
+from service.domain.couples import Couple, SummaryTime
 from service.domain.occurrences import occurrences
+from service.domain.segments import segments
 from service.domain.summaries import RitualWeek, summary_text, week_bounds
 from service.scheduler.planner import later_event_message, later_events
 from service.senders import ConsoleSender
@@ -59,7 +60,7 @@ def rig(
     with database(request.param, tmp_path) as url:
         migrate(url)
         engine = make_engine(url)
-        clock = ManualClock(datetime(2026, 3, 9, 9, tzinfo=NY))
+        clock = ManualClock(datetime(2026, 3, 8, 19, tzinfo=NY))  # Sunday 19:00, its time
         outbox = tmp_path / "outbox.jsonl"
         summaries = WeeklySummaries(
             Couples(), AnswerLog(engine), PromptLog(engine), PartnerStates(engine),
@@ -103,12 +104,15 @@ def test_the_summary_counts_each_ritual_by_its_completion_rule(
         "alex": Outcome.SENT, "sam": Outcome.SENT,
     }  # fmt: skip
     texts = {x["partner"]: x["body"] for x in map(json.loads, outbox.read_text().splitlines())}
+    # For the two of them: both had to answer a check-in. At Sunday 19:00 Saturday's is still
+    # open (Alex alone so far) and Sunday's skipped, so neither counts. Gratitude is each
+    # partner's own: Alex kept 3 of 6 closed days, Sam none (Sunday's are still open).
     assert texts["alex"] == (
-        "Your week with Sam, Alex: check-in 5/7, date night 1/1, gratitude note 3/7, "
-        "phone-free time 1x. Have a good week."
+        "Your week with Sam, Alex: check-in 5/5, date night 1/1, gratitude note 3/12, "
+        "phone-free time 1x. Longest streak: check-in, 5 evenings in a row. "
+        "Gratitude note slipped a little - maybe pick it up together?"
     )
-    # Sam skipped the 7th check-in: it is not due for Sam, and both had to answer the rest.
-    assert texts["sam"].startswith("Your week with Alex, Sam: check-in 5/6, date night 1/1, ")
+    assert texts["sam"] == texts["alex"].replace("Sam, Alex", "Alex, Sam")
 
 
 def test_a_summary_goes_out_once_and_never_to_an_opted_out_partner(
@@ -135,7 +139,7 @@ def test_a_summary_waits_for_the_end_of_the_partners_quiet_hours(
     summaries, _, _, outbox, clock = rig
     quiet = couple(
         {"kind": "check_in"},
-        partners=[{"name": "Alex", "phone": "+15550000001", "quiet_hours": "08:00-10:00"},
+        partners=[{"name": "Alex", "phone": "+15550000001", "quiet_hours": "18:00-20:00"},
                   {"name": "Sam", "phone": "+15550000002"}],
         timezone="America/New_York",
     )  # fmt: skip
@@ -143,14 +147,14 @@ def test_a_summary_waits_for_the_end_of_the_partners_quiet_hours(
         _Only(quiet), summaries._answers, summaries._prompts, summaries._partners,
         ConsoleSender(outbox, io.StringIO()), clock,
     )  # fmt: skip
-    clock.set(datetime(2026, 3, 9, 9, tzinfo=NY))  # Monday 09:00, Alex's quiet hours
+    clock.set(datetime(2026, 3, 8, 19, tzinfo=NY))  # Sunday 19:00, Alex's quiet hours
     results = rig_summaries.send(quiet.id, MONDAY)
     assert _outcomes(results) == {"alex": Outcome.HELD, "sam": Outcome.SENT}
-    assert results["alex"].retry_at == datetime(2026, 3, 9, 10, tzinfo=NY)
-    clock.set(datetime(2026, 3, 9, 10, tzinfo=NY))
+    assert results["alex"].retry_at == datetime(2026, 3, 8, 20, tzinfo=NY)
+    clock.set(datetime(2026, 3, 8, 20, tzinfo=NY))
     assert _outcomes(rig_summaries.send(quiet.id, MONDAY, "alex")) == {"alex": Outcome.SENT}
-    # Handled only after its grace (12 h after 10:00): recorded missed, never sent.
-    clock.set(datetime(2026, 3, 16, 22, 1, tzinfo=NY))
+    # Handled only after its grace (12 h after Sunday 19:00): recorded missed, never sent.
+    clock.set(datetime(2026, 3, 16, 7, 1, tzinfo=NY))
     assert _outcomes(rig_summaries.send(quiet.id, date(2026, 3, 9), "sam")) == {
         "sam": Outcome.MISSED
     }
@@ -171,12 +175,20 @@ def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
     weeks = [(e.event_id, e.fire_at, e.actor, e.kwargs["week"]) for e in found
              if e.actor == "week.ended"]  # fmt: skip
     assert weeks == [
-        (f"alex-sam/_week/{week:%Y%m%d}/summary/{partner}", datetime(*day, 9, tzinfo=NY),
+        (f"alex-sam/_week/{week:%Y%m%d}/summary/{partner}", datetime(*day, 19, tzinfo=NY),
          "week.ended", week.isoformat())
-        for week, day in ((date(2026, 2, 23), (2026, 3, 2)), (date(2026, 3, 2), (2026, 3, 9)),
-                          (date(2026, 3, 9), (2026, 3, 16)))
+        for week, day in ((date(2026, 2, 23), (2026, 3, 1)), (date(2026, 3, 2), (2026, 3, 8)),
+                          (date(2026, 3, 9), (2026, 3, 15)))
         for partner in ("alex", "sam")
     ]  # fmt: skip
+    # A couple may send it on another day: a Monday's covers the week that just ended.
+    monday_9 = COUPLE.model_copy(update={"summary": SummaryTime(day=0, at=time(9, 0))})
+    mondays = [(e.kwargs["week"], e.fire_at) for e in
+               later_events(monday_9, utc(2026, 3, 1), utc(2026, 3, 17))
+               if e.actor == "week.ended" and e.kwargs["partner"] == "alex"]  # fmt: skip
+    assert mondays == [("2026-02-23", datetime(2026, 3, 2, 9, tzinfo=NY)),
+                       ("2026-03-02", datetime(2026, 3, 9, 9, tzinfo=NY)),
+                       ("2026-03-09", datetime(2026, 3, 16, 9, tzinfo=NY))]  # fmt: skip
     feeds = [e for e in found if e.actor == "feed.render"]
     assert len(feeds) == 16  # one a night at 03:00 local, the couple has calendar rituals
     assert {e.fire_at.astimezone(NY).hour for e in feeds} == {3}
@@ -196,21 +208,23 @@ def test_later_events_fire_at_local_times_across_daylight_saving() -> None:
 
 def test_mia_and_jons_summary_reaches_jon_after_his_quiet_hours_in_london() -> None:
     mia_and_jon = load_couple_file(ROOT / "config" / "couples" / "mia-and-jon.yaml")
-    # In November Sydney is UTC+11 and London UTC+0: Monday 09:00 in Sydney is 22:00 on
-    # Sunday in London, Jon's evening, outside his 23:30-07:30.
-    found = [e for e in later_events(mia_and_jon, utc(2026, 11, 29), utc(2026, 12, 2))
+    # In November Sydney is UTC+11 and London UTC+0: Sunday 19:00 in Sydney (the default)
+    # is 08:00 on Sunday in London, outside Jon's 23:30-07:30.
+    found = [e for e in later_events(mia_and_jon, utc(2026, 11, 28), utc(2026, 12, 1))
              if e.actor == "week.ended"]  # fmt: skip
     by_partner = {e.kwargs["partner"]: e.fire_at for e in found}
     sydney, london = ZoneInfo("Australia/Sydney"), ZoneInfo("Europe/London")
-    assert by_partner["mia"].astimezone(sydney) == datetime(2026, 11, 30, 9, tzinfo=sydney)
+    assert by_partner["mia"].astimezone(sydney) == datetime(2026, 11, 29, 19, tzinfo=sydney)
+    assert by_partner["jon"] == by_partner["mia"]
     for e in found:
         partner = mia_and_jon.partner(e.kwargs["partner"])
         assert partner.quiet_hours is not None
         zone = mia_and_jon.partner_zone(partner)
         assert partner.quiet_hours.release(e.fire_at, zone) == e.fire_at, "never in quiet hours"
-    # In June, Monday 09:00 Sydney (UTC+10) is 00:00 in London (UTC+1): Jon's quiet hours,
-    # so his summary waits until 07:30 London.
-    june = [e for e in later_events(mia_and_jon, utc(2026, 6, 28), utc(2026, 7, 1))
+    # Set to Mondays at 09:00: in June 09:00 Sydney (UTC+10) is 00:00 in London (UTC+1),
+    # Jon's quiet hours, so his summary waits until 07:30 London.
+    mondays = mia_and_jon.model_copy(update={"summary": SummaryTime(day=0, at=time(9, 0))})
+    june = [e for e in later_events(mondays, utc(2026, 6, 28), utc(2026, 7, 1))
             if e.actor == "week.ended"]  # fmt: skip
     jon = next(e for e in june if e.kwargs["partner"] == "jon")
     assert jon.fire_at.astimezone(london) == datetime(2026, 6, 29, 7, 30, tzinfo=london)
@@ -225,10 +239,17 @@ def test_summary_texts_stay_within_two_segments() -> None:
     many = [RitualWeek(f"ritual number {i}", 7, 3) for i in range(40)]
     text = summary_text("Alexandra", "Samuel", many)
     assert len(text) <= 320
-    assert text.endswith("and more. Have a good week.")
+    assert segments(text) <= 2
+    assert ", and more. Ritual number 0 slipped a little" in text
     assert summary_text("A", "B", []) == "Your week with B, A: a quiet one. New week, fresh start."
-    full = summary_text("A", "B", [RitualWeek("check-in", 7, 7)])
-    assert full == "Your week with B, A: check-in 7/7. Every one of them - well done."
+    full = summary_text("A", "B", [RitualWeek("check-in", 7, 7, streak=9, unit="evenings")])
+    assert full == (
+        "Your week with B, A: check-in 7/7. Longest streak: check-in, 9 evenings in a row. "
+        "Every one of them - well done."
+    )
+    # Names outside GSM-7 make every character cost more: still two segments at most.
+    wide = summary_text("Zoë 🌙" * 3, "Łukasz", many)
+    assert segments(wide) <= 2
 
 
 class UnreadableCouples:

@@ -34,7 +34,7 @@ def test_the_dashboard_shows_each_rituals_cells_streak_journal_and_subscribe_lin
         states = Counter(re.findall(r'<rect [^>]*data-state="(\w+)"', article))
         assert dict(states) == expected, ritual
         assert f'data-streak="{EXPECTED_STREAKS[ritual]}"' in article
-    assert "Steady: kept 7 of the last 9." in page
+    assert "Steady: kept 7 of the last 9 weeks." in page
     assert 'name="viewport"' in page
     assert "<script" not in page
     assert SAM_NOTE not in page, "only the viewer's own journal"

@@ -204,22 +204,22 @@ def test_a_weekly_summary_waits_for_the_end_of_the_partners_quiet_hours(
         tmp_path,
         redis_server,
         sqlite_log,
-        _couple("check_in", "every day at 21:00", alex_quiet="08:00-09:01"),
+        _couple("check_in", "every day at 21:00", alex_quiet="18:00-19:01"),
     )
-    monday = _next(time_of_day(9, 0), weekday=0)
+    sunday = _next(time_of_day(19, 0), weekday=6)  # the summary's default time
     with service.fleet:
-        offset = clock_offset(monday, LEAD_S)
+        offset = clock_offset(sunday, LEAD_S)
         service.start(offset)
         [sam] = service.wait_sent("/summary/sam")
         assert service.sent("/summary/alex") == [], "not inside Alex's quiet hours"
         at = datetime.fromisoformat(sam["sent_at"]).astimezone(BERLIN)
-        assert at.strftime("%a %H:%M") == "Mon 09:00"
+        assert at.strftime("%a %H:%M") == "Sun 19:00"
         service.stop()
         assert service.sent("/summary/alex") == []
         service.start(offset + 60 - 3)  # a minute later, as far as they can tell
-        [alex] = service.wait_sent("/summary/alex")  # at 09:01, when Alex's quiet hours end
+        [alex] = service.wait_sent("/summary/alex")  # at 19:01, when Alex's quiet hours end
         at = datetime.fromisoformat(alex["sent_at"]).astimezone(BERLIN)
-        assert at.strftime("%a %H:%M") == "Mon 09:01"
+        assert at.strftime("%a %H:%M") == "Sun 19:01"
         _assert_once(service)
 
 

@@ -336,7 +336,7 @@ def test_a_summary_held_by_quiet_hours_is_left_to_its_delayed_message_until_then
     c = couple({"kind": "check_in"}, partners=[alex, sam])
     monday = date(2026, 6, 1)
     zone = c.partner_zone(c.partners[0])
-    clock = ManualClock(datetime(2026, 6, 8, 20, 10, tzinfo=zone))  # the next Monday
+    clock = ManualClock(datetime(2026, 6, 7, 20, 10, tzinfo=zone))  # its Sunday, 19:00 + 70m
     prompts = PromptLog(engine, lease=LEASE)
     summaries = WeeklySummaries(
         Couples({c.id: c}), AnswerLog(engine), prompts, PartnerStates(engine),
@@ -344,7 +344,7 @@ def test_a_summary_held_by_quiet_hours_is_left_to_its_delayed_message_until_then
     )  # fmt: skip
     result = summaries.send(c.id, monday, "alex")["alex"]
     assert result.outcome is Outcome.HELD
-    assert result.retry_at == datetime(2026, 6, 8, 20, 45, tzinfo=zone)
+    assert result.retry_at == datetime(2026, 6, 7, 20, 45, tzinfo=zone)
     stale = prompts.stale(clock.now() + LEASE + timedelta(seconds=1))
     assert not stale, f"held till 20:45, yet up for re-queueing at 20:12: {stale[0].event_id}"
 
