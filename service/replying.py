@@ -84,6 +84,11 @@ __all__ = ["CoupleDirectory", "FollowUps", "ReplyHandler", "Target"]
 
 log = logging.getLogger("hearth.replies")
 
+# A confirmation whose send ended unknown keeps its reply open (handled, not confirmed) for
+# this long, so each re-handling rechecks it at the provider; after that it stays reported.
+UNKNOWN_KEPT_OPEN = timedelta(days=1)
+_UNSETTLED = (PromptState.PENDING, PromptState.UNKNOWN)
+
 ANSWERABLE_FOR = timedelta(days=7)
 STREAK_LOOKBACK = timedelta(days=400)
 STREAK_MAX = 100
@@ -509,7 +514,7 @@ class ReplyHandler:
         claim = self._prompts.claim(prompt, now)
         if not claim:
             settled = self._prompts.get(event_id)
-            if settled is not None and settled.state is not PromptState.PENDING:
+            if settled is not None and settled.state not in _UNSETTLED:
                 self._replies.confirm(record.message_sid, settled.provider_id, now)
             # else another handler is sending it; a dead one is taken over after the lease
             return
@@ -534,6 +539,10 @@ class ReplyHandler:
         if result is None:
             result = deliver(outgoing, self._sender, self._prompts, self._partners,
                              self._clock, now)  # fmt: skip
+        if result.outcome is Outcome.UNKNOWN and now < record.received_at + UNKNOWN_KEPT_OPEN:
+            # The reply stays unconfirmed, so that handling it again (the reconciler re-queues
+            # it) rechecks the confirmation at the provider instead of forgetting it.
+            return
         provider_id = result.provider_id if result.outcome is Outcome.SENT else None
         self._replies.confirm(record.message_sid, provider_id, self._clock.now())
 

@@ -73,6 +73,8 @@ log = logging.getLogger("hearth.sending")
 # clock: Dramatiq's retry decides the message's own).
 UNREADABLE_RETRY = timedelta(minutes=1)
 OPTED_OUT = 21610  # the policy for a refusal the sender says is an opt-out
+# How far back of a send's claim other sends' messages are left out of its lookup.
+OTHERS_LOOKBACK = timedelta(days=2)
 # Waits between tries to record a send the provider accepted (the database may be away
 # for a moment); the text is never sent again meanwhile.
 RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
@@ -428,7 +430,8 @@ class SendPath:
             to=partner.phone if partner else "",
             body=send.body if send else "",
         )
-        return reconcile_taken_over(text, self._sender, self._prompts, now)
+        return reconcile_taken_over(text, self._sender, self._prompts, now,
+                                    planned=send is not None)  # fmt: skip
 
     def _not_claimed(self, request: SendRequest, now: datetime) -> SendResult:
         record = self._prompts.get(request.event_id)
@@ -517,12 +520,19 @@ def _record_sent(
 
 
 def reconcile_taken_over(
-    text: Outgoing, sender: Sender, prompts: PromptLog, now: datetime
+    text: Outgoing,
+    sender: Sender,
+    prompts: PromptLog,
+    now: datetime,
+    *,
+    planned: bool = True,
 ) -> SendResult | None:
     """A claim was taken over from a holder that may have sent ``text`` before dying, or
     rechecks a send whose outcome was unknown: settle its row from a receipt already tied
     to it or from the provider's own record, or None when neither shows such a text (then
-    it may be sent)."""
+    it may be sent). A text no longer ``planned`` (its ritual edited away) will not be sent
+    again whatever the record says, so a record that cannot be read returns None too, and
+    the guards record it missed rather than leave it unknown for ever."""
     record = prompts.get(text.event_id)
     if record is not None and record.provider_id:
         # A delivery receipt (or an earlier recording) named the message: it exists.
@@ -531,12 +541,15 @@ def reconcile_taken_over(
             Outcome.SENT, "sent by an earlier attempt", provider_id=record.provider_id
         )
     since = record.created_at if record is not None else now
-    found = sender.lookup(text, since)
+    # Other sends to this partner with the same words (a snooze, a resend, a fire repeat
+    # the prompt) are not this one: their recorded messages are left out of the match.
+    others = prompts.provider_ids(text.couple, text.partner, since - OTHERS_LOOKBACK)
+    found = sender.lookup(text, since, others)
     if isinstance(found, SentBefore):
         prompts.mark_sent(text.event_id, found.provider_id, now)
         log.warning("%s: an earlier attempt had sent it; recorded, not sent again", text.event_id)
         return SendResult(Outcome.SENT, "sent by an earlier attempt", provider_id=found.provider_id)
-    if found is Lookup.UNKNOWN:
+    if found is Lookup.UNKNOWN and planned:
         reason = "an earlier attempt may have sent it, and the provider's record could not say"
         prompts.mark_unknown(text.event_id, reason, now)
         log.warning("%s: outcome unknown (%s)", text.event_id, reason)

@@ -148,6 +148,8 @@ class WeeklySummaries:
         reason = None
         if state.opted_out or state.paused_at(now):
             reason = "opted out or paused"
+        elif (mark := self._partners.unreachable(state, partner.phone)) is not None:
+            reason = f"the partner's number cannot take texts (error {mark.code})"
         elif now > deadline:
             reason = f"past its deadline {deadline:%Y-%m-%d %H:%M %Z}"
         elif partner.quiet_hours is not None:

@@ -90,6 +90,10 @@ class Sender(Protocol):
 
     def send(self, text: Outgoing, now: datetime) -> str: ...
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
-        """Whether the provider took ``text`` (its event) since ``since``."""
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
+        """Whether the provider took ``text`` (its event) since ``since``; messages in
+        ``exclude`` (provider ids recorded for other sends, such as a snooze or a resend
+        with the same words) are not it."""
         ...

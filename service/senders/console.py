@@ -49,7 +49,9 @@ class ConsoleSender:
         self._stream.flush()
         return provider_id
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
         """The outbox is the provider's record: a line for the event means it went out.
 
         Read whole, since it is asked only when a claim is taken over from a dead worker.

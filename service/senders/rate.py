@@ -107,8 +107,10 @@ class RateLimitedSender:
         waited_s = self._wait_for_slot(text)
         return self.inner.send(text, now + timedelta(seconds=waited_s))
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
-        return self.inner.lookup(text, since)
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
+        return self.inner.lookup(text, since, exclude)
 
     def _wait_for_slot(self, text: Outgoing) -> float:
         """Seconds waited until a slot was taken; ``RetryableDeliveryError`` past the bound."""

@@ -130,7 +130,9 @@ class TwilioSender:
             raise delivery_error(e, body=body) from e
         return str(message.sid)
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
         """Whether Twilio holds a message with this text's body to its number, created since
         ``since``: its sid, ``NOT_SENT``, or ``UNKNOWN`` when Twilio cannot be asked.
 
@@ -150,6 +152,8 @@ class TwilioSender:
             ):
                 for message in self._client.messages.list(to=text.to, **query):
                     created = message.date_created
+                    if str(message.sid) in exclude:
+                        continue  # another send's text with the same words
                     if message.body == body and (created is None or created >= floor):
                         return SentBefore(str(message.sid))
         except TwilioException as e:

@@ -291,6 +291,18 @@ class PromptLog:
             return None
         return DeliveryUpdate(_record(row), settled == 1, advanced == 1)
 
+    def provider_ids(self, couple: str, partner: str, since: datetime) -> frozenset[str]:
+        """Provider ids recorded for the partner's sends created since ``since``: messages
+        a lookup must not take for another send with the same words."""
+        query = select(PromptRow.provider_id).where(
+            PromptRow.couple == couple,
+            PromptRow.partner == partner,
+            PromptRow.provider_id.is_not(None),
+            PromptRow.created_at >= _require_aware(since, "since"),
+        )
+        with translated(self.engine), self._sessions() as session:
+            return frozenset(str(p) for p in session.scalars(query))
+
     def recent(self, couple: str, partner: str | None = None, limit: int = 5) -> list[PromptRecord]:
         """The couple's (or one partner's) latest sends by due time, newest first."""
         query = select(PromptRow).where(PromptRow.couple == couple)

@@ -54,7 +54,9 @@ class Provider:
         self.accepted.append(text)
         return sid
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
         self.lookups += 1
         if self.lookup_unknown:
             return Lookup.UNKNOWN

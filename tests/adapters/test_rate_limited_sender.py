@@ -59,7 +59,9 @@ class Recording:
             self.sent.append((text.event_id, now, key))
         return f"rec-{text.event_id}"
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
         self.looked_up.append(text.event_id)
         return Lookup.NOT_SENT
 

@@ -455,7 +455,9 @@ def test_a_second_handler_beside_a_slow_first_sends_no_second_confirmation(rig: 
             second.append(rig.handler.handle(sid))
             return real.send(text, now)
 
-        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        def lookup(
+            self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+        ) -> SentBefore | Lookup:
             return real.lookup(text, since)
 
     rig.handler._sender = Slow()
@@ -515,7 +517,9 @@ def test_a_confirmation_whose_handler_died_after_the_provider_call_is_not_sent_a
             real.send(text, now)
             raise _Died
 
-        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        def lookup(
+            self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+        ) -> SentBefore | Lookup:
             return real.lookup(text, since)
 
     rig.handler._sender = DiesAfterSending()

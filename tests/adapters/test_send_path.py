@@ -343,7 +343,9 @@ def test_a_take_over_with_a_provider_that_cannot_be_asked_is_unknown_not_resent(
     world.prompts.claim(Prompt.from_planned(send), world.clock.now())  # then the worker died
 
     class Unaskable(FlakySender):
-        def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+        def lookup(
+            self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+        ) -> SentBefore | Lookup:
             return Lookup.UNKNOWN
 
     sender = Unaskable(RetryableDeliveryError("never", 1), failures=0)

@@ -323,8 +323,10 @@ class CrashingSender:
         self._crashes.maybe(CrashPoint.PROVIDER)
         return provider_id
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
-        return self._inner.lookup(text, since)
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
+        return self._inner.lookup(text, since, exclude)
 
 
 class FaultKind(StrEnum):
