@@ -305,8 +305,10 @@ class CrashingPromptLog(PromptLog):
             self._crashes.maybe(CrashPoint.CLAIMED)
         return claimed
 
-    def mark_sent(self, event_id: str, provider_id: str | None, now: datetime) -> bool:
-        done = super().mark_sent(event_id, provider_id, now)
+    def mark_sent(
+        self, event_id: str, provider_id: str | None, now: datetime, segments: int | None = None
+    ) -> bool:
+        done = super().mark_sent(event_id, provider_id, now, segments)
         self._crashes.maybe(CrashPoint.RECORDED)
         return done
 
