@@ -166,7 +166,12 @@ CATCH_UP_BOUND = "beyond the catch-up bound"
 # Known open findings the invariants tolerate until the lead decides, each with its
 # xfail(strict=True) test in test_regressions.py. Empty when none is open.
 ALLOWANCES: frozenset[str] = frozenset(
-    {"confirmation-unknown", "summary-unreachable", "unknown-unplanned"}
+    {
+        "confirmation-unknown",  # an ambiguous confirmation is never looked up
+        "summary-unreachable",  # weekly summaries skip the unreachable-number guard
+        "unknown-unplanned",  # a text edited away is looked up with no number or words
+        "lookup-same-words",  # a lookup takes another text of the same words for this one
+    }
 )
 
 
