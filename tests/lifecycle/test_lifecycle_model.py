@@ -4,49 +4,67 @@ What is real: the couple files on disk and ``LiveConfig`` reading them, the ``Sc
 with its ``ScheduleStore`` and the reconciler (one ``SchedulerProcess`` pass per tick), the
 send path, the reply handler with its schedule follow-ups, the weekly summaries, the actor
 functions of ``workers/`` (so a held or busy send is re-enqueued exactly as the worker does),
-the console sender's outbox, the SQL logs on a SQLite file and Redis (the embedded server,
-db 15), all built by ``Runtime`` from ``Settings`` read from the environment.
+delivery receipts through ``Receipts`` (remedies, resends queued with their delay), the SQL
+logs on a SQLite file and Redis (the embedded server, db 15), all built by ``Runtime`` from
+``Settings`` read from the environment.
 
-What is simulated: the Dramatiq worker and the wall clock. A ``ManualClock`` drives every
-part, and Dramatiq's own clock (``current_millis``, which stamps a delayed message's
-``eta`` and the workers' heartbeats) reads it too. The simulated worker fetches, acks and
-dead-letters with Dramatiq's own Redis script (``dispatch.lua``), holds fetched delayed
-messages until their eta, retries transient errors with Dramatiq's backoff, and can die
-between any two steps of a send (after the claim, after the provider took the text, after
-``mark_sent``): its unacknowledged messages come back through Dramatiq's maintenance once
-its heartbeat is older than the broker's timeout, and its claim in the prompt log stays held
-until the lease (2 minutes here, ``HEARTH_PROMPT_LEASE_S``) runs out.
+What is simulated: the Dramatiq worker, the wall clock and the SMS provider. A
+``ManualClock`` drives every part, and Dramatiq's own clock (``current_millis``, which
+stamps a delayed message's ``eta`` and the workers' heartbeats) reads it too. The simulated
+worker fetches, acks and dead-letters with Dramatiq's own Redis script (``dispatch.lua``),
+holds fetched delayed messages until their eta, retries transient errors with Dramatiq's
+backoff, and can die between any two steps of a send (after the claim, after the provider
+took the text, after ``mark_sent``): its unacknowledged messages come back through
+Dramatiq's maintenance once its heartbeat is older than the broker's timeout, and its claim
+in the prompt log stays held until the lease (2 minutes here, ``HEARTH_PROMPT_LEASE_S``)
+runs out. The provider (``provider.py``) is Twilio-like and in memory: what it accepted is
+what reached a partner; it can answer the next send with a timeout or a 5xx after storing
+the text, a 5xx before storing it, or a refusal for good (21211, 21614, 21610), and can
+fail to read its list for the next lookup, which matches as ``TwilioSender.lookup`` does
+(number and words, created since the claim less 5 minutes).
 
 Rules interleave time (seconds to a day at a time, at most ``SPAN``), scheduler passes,
 worker drains, scheduler restarts, edits of the couple files (a ritual's time, a ritual
 added or removed, a broken file, a mend), replies from any partner (DONE, SKIP, SNOOZE,
-MOVE, PAUSE, RESUME, STOP, START, free text), a worker's death at a chosen step, and Redis or
-database outages that start mid-step and last the step. Two couples: one in Sydney with a
+MOVE, PAUSE, RESUME, STOP, START, free text), a partner given their other number, a
+worker's death at a chosen step, Redis or database outages that start mid-step and last the
+step, a provider fault for the next send or lookup, and status callbacks for any accepted
+message (delivered, undelivered 30003/30008/30007/30005/30006, failed with a code Hearth has
+no rule for, lower ones late, the last one again). Two couples: one in Sydney with a
 partner in London (quiet hours in both zones; London's and Sydney's clocks change inside the
 window), one in New York.
 
 The model (``Model``) keeps what the product should know: each couple's file as written and
-the version each scheduler pass saw, skips and moves, snoozes, opt-outs and pauses. The
-oracle for what is due is ``planned_sends`` of the model's versions. Checked after every
-message a worker handles: no event id twice in the outbox (nor a confirmation), nothing
-inside the recipient's quiet hours, nothing before its time or past its deadline, nothing
-the worker's current file does not plan, nothing to an opted-out partner but the STOP
-confirmation, no scheduled text to a paused one. After every scheduler pass: every pending
-send past its lease has a live message (queued, delayed or held by a worker, dead or alive)
-or was re-queued by the reconciler within the last lease. At the end (``teardown``), after
-half a day more of passes and drains with no faults: every send the model says was due is
-in the outbox once or recorded missed with a reason the model agrees with, every reply is
-confirmed, and the outbox and the log agree line for line.
+the version each scheduler pass saw, skips and moves, snoozes, opt-outs and pauses, the
+numbers marked unreachable (binding until the file gives that partner another number), and
+the resends receipts promised. The oracle for what is due is ``planned_sends`` of the
+model's versions, plus those resends. Checked after every message a worker handles: no
+event id accepted twice by the provider (so no second text after an ambiguous failure or a
+take-over), nothing inside the recipient's quiet hours, nothing before its time or past its
+deadline, nothing the worker's current file does not plan, nothing to an opted-out partner
+but the STOP confirmation, no scheduled text to a paused one, none to a number marked
+unreachable; a ``~resend`` only after a 30003/30008 was the first failure of a first text
+(never after 30007, never of a resend or a summary), once, not before its delay. After
+every receipt: the status moved forward only (a late or repeated one changes nothing), and
+a failure first recorded has its remedy (the resend planned, the number marked). After every
+scheduler pass: every pending send past its lease has a live message (queued, delayed or
+held by a worker, dead or alive) or was re-queued by the reconciler within the last lease.
+At the end (``teardown``), after half a day more of passes and drains with no faults: every
+send the model says was due was accepted once, or recorded missed with a reason the model
+agrees with (the unreachable number among them), or failed by a refusal; nothing is left
+unknown; every message the provider accepted is recorded sent with its sid, and nothing it
+never took is recorded sent; every reply is confirmed.
 
 Known open findings are listed in ``ALLOWANCES``; each has an ``xfail(strict=True)`` test in
-``test_regressions.py`` and goes when the lead decides.
+``test_regressions.py`` and goes when the lead decides; each time one is tolerated, the
+statistics count it (``allowed: …``).
 
 Runs: CI runs ``HEARTH_LIFECYCLE_EXAMPLES`` examples (default 25) of
 ``HEARTH_LIFECYCLE_STEPS`` steps (default 30); ``HEARTH_LIFECYCLE_SHRINK=0`` reports a
 failure as found instead of shrinking it (which can take minutes). By hand, many more::
 
-    HEARTH_LIFECYCLE_EXAMPLES=400 HEARTH_LIFECYCLE_STEPS=60 \\
-        .venv/bin/pytest tests/lifecycle/test_lifecycle_model.py
+    HEARTH_LIFECYCLE_EXAMPLES=300 HEARTH_LIFECYCLE_STEPS=60 HEARTH_LIFECYCLE_SHRINK=0 \\
+        .venv/bin/pytest tests/lifecycle/test_lifecycle_model.py -s
 """
 
 from __future__ import annotations
