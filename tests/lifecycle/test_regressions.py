@@ -21,10 +21,13 @@ from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 from sqlalchemy import Engine
 
+from service.deliveries import Receipt, Receipts
 from service.domain.clock import ManualClock
 from service.domain.couples import Couple, Partner
+from service.domain.delivery import DeliveryStatus
 from service.domain.events import Purpose, SendId
 from service.domain.sends import planned_sends
+from service.domain.summaries import summary_at
 from service.replying import ReplyHandler
 from service.runtime import Runtime
 from service.scheduler.follow_ups import ScheduleFollowUps
@@ -51,6 +54,7 @@ from service.storage import (
 from service.summaries import WeeklySummaries
 from tests.couple_texts import VALID
 from tests.domain.builders import couple
+from tests.lifecycle.provider import FakeProvider, SendFault
 
 LEASE = timedelta(minutes=2)
 
@@ -368,3 +372,151 @@ def test_a_scheduler_that_missed_an_edit_another_planned_brings_the_plan_back_to
     _write(config / "b.yaml", VALID)
     b_process.step()
     assert _planned_times(runtime, "b") == {"2100"}, "b's plan is for a file that is gone"
+
+
+# --- found by the model's Twilio-like provider (tests/lifecycle/provider.py) ---------------
+
+
+def _provider_path(
+    engine: Engine, c: Couple, clock: ManualClock
+) -> tuple[SendPath, PromptLog, FakeProvider]:
+    prompts = PromptLog(engine, lease=LEASE)
+    provider = FakeProvider(clock)
+    path = SendPath(Couples({c.id: c}), prompts, PartnerStates(engine), provider, clock)
+    return path, prompts, provider
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (ALLOWANCES: confirmation-unknown): a confirmation whose send was "
+    "ambiguous is recorded unknown and its reply confirmed at once, so the reconciler's "
+    "re-queued reply.received finds the reply confirmed and never looks the text up",
+)
+def test_a_confirmation_whose_send_timed_out_is_looked_up_and_recorded_sent(
+    engine: Engine, redis_client: Redis
+) -> None:
+    """Alex texted PAUSE 1d; Twilio took the confirmation but the answer timed out, so the
+    send path recorded ``reply/<sid>`` unknown and the handler confirmed the reply (with no
+    message sid). A minute later the reconciler re-queued the reply for its recheck; the
+    handler, seeing the reply confirmed, did nothing. The model's finale found the
+    confirmation still unknown half a day later, though Twilio had it: it is never looked
+    up, never recorded sent, and ``hearth status`` reports it unknown for ever."""
+    c = couple({"kind": "check_in"})
+    clock = ManualClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    prompts = PromptLog(engine, lease=LEASE)
+    replies = ReplyLog(engine)
+    provider = FakeProvider(clock)
+    handler = ReplyHandler(
+        Couples({c.id: c}), replies, AnswerLog(engine), prompts, PartnerStates(engine),
+        provider, clock,
+        ScheduleFollowUps(redis_client, ScheduleStore(redis_client, queue=PROMPTS_QUEUE)),
+    )  # fmt: skip
+    sid = "SM" + "3" * 32
+    raw = {"MessageSid": sid, "From": c.partners[0].phone, "Body": "PAUSE 1d"}
+    replies.store(sid, raw, clock.now())
+    provider.next_send = SendFault.TIMEOUT
+    handler.handle(sid)
+    assert [m.event_id for m in provider.messages] == [f"reply/{sid}"]
+    clock.advance(timedelta(minutes=2))
+    broker = RedisBroker(client=redis_client)  # type: ignore[no-untyped-call]
+    Reconciler(prompts, replies, broker, redis_client).sweep(clock.now())
+    handler.handle(sid)  # the message the reconciler queued
+    row = prompts.get(f"reply/{sid}")
+    assert row is not None
+    assert row.state is PromptState.SENT, f"still {row.state.value}"
+    assert row.provider_id == provider.messages[0].sid
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (ALLOWANCES: summary-unreachable): WeeklySummaries runs no "
+    "NumberUnreachable check, so a weekly summary goes to a number the carrier refused",
+)
+def test_a_weekly_summary_is_not_sent_to_a_number_marked_unreachable(engine: Engine) -> None:
+    """Twilio refused Jon's check-in prompt with 21614 (not a mobile number): the number
+    was marked unreachable and his next prompts were recorded missed, but on Monday his
+    weekly summary went to that number all the same (the model: "summary sent to a number
+    error 21614 marked unreachable, the file unchanged since")."""
+    c = couple({"kind": "check_in"})
+    alex = c.partners[0]
+    monday = date(2026, 6, 1)
+    clock = ManualClock(summary_at(c, alex, monday))
+    partners = PartnerStates(engine)
+    partners.set_unreachable(c.id, alex.key, alex.phone, 21614, clock.now() - timedelta(days=1))
+    provider = FakeProvider(clock)
+    summaries = WeeklySummaries(Couples({c.id: c}), AnswerLog(engine), PromptLog(engine),
+                                partners, provider, clock)  # fmt: skip
+    result = summaries.send(c.id, monday, alex.key)[alex.key]
+    assert provider.messages == [], f"sent to the unreachable number ({result.outcome})"
+    assert result.outcome is Outcome.MISSED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (ALLOWANCES: unknown-unplanned): a taken-over or rechecked send "
+    "whose text the current file no longer plans is looked up with no number and no body; "
+    "the provider's answer is UNKNOWN, so the row stays unknown for ever",
+)
+def test_a_claim_taken_over_after_its_text_was_edited_away_is_settled(engine: Engine) -> None:
+    """A worker claimed Alex's 21:00 check-in and died before the provider call (the model's
+    ``CrashPoint.CLAIMED``, with no provider fault at all). The check-in was then moved to
+    22:45 in the file. Past the lease the message came back: the claim was taken over, the
+    send path asked the provider about a text it could no longer render (``to`` and
+    ``body`` empty), the Twilio sender answers UNKNOWN to that, and the row was recorded
+    unknown; every recheck after asks the same way, so it stays unknown (the model's
+    finale: still unknown, "the provider never took it", thirteen lookups with to='' and
+    body=''). Expected: settled (missed, the rituals no longer include this send, or the
+    provider asked by something it keeps)."""
+    before = couple({"kind": "check_in", "schedule": "every day at 21:00"})
+    after = couple({"kind": "check_in", "schedule": "every day at 22:45"})
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    send = planned_sends(before, start, start + timedelta(days=1))[0]
+    clock = ManualClock(send.at)
+    path, prompts, provider = _provider_path(engine, after, clock)
+    assert prompts.claim(Prompt.from_planned(send), clock.now())  # the worker that died
+    clock.advance(LEASE + timedelta(seconds=1))
+    path.handle(SendRequest(send.id, send.due))
+    clock.advance(timedelta(minutes=2))
+    path.handle(SendRequest(send.id, send.due))  # the reconciler's recheck
+    row = prompts.get(send.event_id)
+    assert row is not None
+    assert provider.messages == []
+    assert row.state is not PromptState.UNKNOWN, f"unknown: {row.error}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open finding (ALLOWANCES: lookup-same-words): Sender.lookup matches on number "
+    "and words since the row's creation less 5 minutes, and a resend has its first text's "
+    "words: a resend lost in a 5xx is recorded sent with the first text's sid",
+)
+def test_a_resend_lost_in_a_5xx_is_not_taken_for_the_text_it_repeats(engine: Engine) -> None:
+    """Alex's check-in went out (SM…1); a minute later its receipt said undelivered 30008,
+    so one resend was planned for two minutes on. Twilio answered the resend with a 5xx
+    before storing it, so it was recorded unknown; at its recheck the lookup (Alex's
+    number, the same words, created since the resend's row less 5 minutes) found SM…1 and
+    recorded the resend sent with the first text's sid. Alex never got the resend. The
+    model found the same matching with two confirmations of the same words to one number
+    (the first one's take-over was recorded with the second's sid, so its receipts no
+    longer find it)."""
+    c = couple({"kind": "check_in"})
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    send = planned_sends(c, start, start + timedelta(days=1))[0]
+    clock = ManualClock(send.at)
+    path, prompts, provider = _provider_path(engine, c, clock)
+    first = path.handle(SendRequest(send.id, send.due))
+    assert first.provider_id is not None
+    clock.advance(timedelta(minutes=1))
+    receipt = Receipt(send.event_id, first.provider_id, DeliveryStatus.UNDELIVERED, 30008,
+                      c.partner(send.partner).phone)  # fmt: skip
+    Receipts(prompts, PartnerStates(engine), None).record(receipt, clock.now())
+    again = SendId(send.id.occurrence_id, send.id.purpose.again(), send.partner)
+    clock.advance(timedelta(minutes=2))
+    provider.next_send = SendFault.FAIL_BEFORE
+    assert path.handle(SendRequest(again, send.due)).outcome is Outcome.UNKNOWN
+    clock.advance(timedelta(minutes=1, seconds=1))
+    path.handle(SendRequest(again, send.due))  # the recheck
+    row = prompts.get(str(again))
+    assert row is not None
+    assert row.provider_id != first.provider_id, "the resend took the first text's sid"
+    assert [m.event_id for m in provider.messages] == [send.event_id, str(again)]
