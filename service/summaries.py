@@ -12,7 +12,7 @@ recorded missed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from service.domain.deadlines import Grace
@@ -149,7 +149,8 @@ class WeeklySummaries:
         if state.opted_out or state.paused_at(now):
             reason = "opted out or paused"
         elif (mark := self._partners.unreachable(state, partner.phone)) is not None:
-            reason = f"the partner's number cannot take texts (error {mark.code})"
+            reason = (f"the partner's number cannot take texts (error {mark.code} at "
+                      f"{mark.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")  # fmt: skip
         elif now > deadline:
             reason = f"past its deadline {deadline:%Y-%m-%d %H:%M %Z}"
         elif partner.quiet_hours is not None:

@@ -122,12 +122,16 @@ class FakeProvider:
             raise AmbiguousDeliveryError("Twilio answered HTTP 500 (error None)", 500)
         return sid
 
-    def lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
-        found = self._lookup(text, since)
+    def lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> SentBefore | Lookup:
+        found = self._lookup(text, since, exclude)
         self.calls.append(LookedUp(text, since, found, self.clock.now()))
         return found
 
-    def _lookup(self, text: Outgoing, since: datetime) -> SentBefore | Lookup:
+    def _lookup(
+        self, text: Outgoing, since: datetime, exclude: frozenset[str]
+    ) -> SentBefore | Lookup:
         if self.unreadable_lookups > 0:
             self.unreadable_lookups -= 1
             return Lookup.UNKNOWN
@@ -135,6 +139,8 @@ class FakeProvider:
             return Lookup.UNKNOWN  # as TwilioSender: nothing to match on, never guess
         body, floor = normalise_body(text.body), since - LOOKUP_SLACK
         for message in reversed(self.messages):  # Twilio lists the newest first
+            if message.sid in exclude:
+                continue  # recorded for another send with the same words, as TwilioSender
             if message.to == text.to and message.body == body and message.created_at >= floor:
                 return SentBefore(message.sid)
         return Lookup.NOT_SENT

@@ -185,10 +185,10 @@ CATCH_UP_BOUND = "beyond the catch-up bound"
 # xfail(strict=True) test in test_regressions.py. Empty when none is open.
 ALLOWANCES: frozenset[str] = frozenset(
     {
-        "confirmation-unknown",  # an ambiguous confirmation is never looked up
-        "summary-unreachable",  # weekly summaries skip the unreachable-number guard
-        "unknown-unplanned",  # a text edited away is looked up with no number or words
-        "lookup-same-words",  # a lookup takes another text of the same words for this one
+        # An ambiguous send rechecked after the file changed the partner's number is looked
+        # up under the new number, missed and recorded as not sent (the partner did get it;
+        # nothing is sent twice to one number). ARCHITECTURE.md's guarantees table names it.
+        "lookup-old-number",
     }
 )
 
@@ -1505,6 +1505,15 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert row is not None, f"{event_id}: the provider has it, the log has no row"
             if row.state is PromptState.UNKNOWN:
                 continue  # below
+            couple_id, person = BY_PHONE[line["to"]]
+            if (
+                row.state is not PromptState.SENT
+                and self.model.phones[couple_id][person] != (line["to"])
+            ):
+                # The lookup asks by the number the file gives now, not the one the text
+                # went to (the log keeps no numbers): recorded as not sent, though it was.
+                self._allow("lookup-old-number", f"{event_id}: the provider has it, {row.state}")
+                continue
             assert row.state is PromptState.SENT, f"{event_id}: the provider has it, {row.state}"
             if row.provider_id != line["id"]:
                 self._check_another_text(event_id, row)
@@ -1652,7 +1661,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 couple = model.good[c]
                 ok = at > summary_at(couple, couple.partner(p), parsed.week) + model.grace.summary
         elif reason.startswith("the partner's number cannot take texts (error "):
-            code = int(reason.split("(error ")[1].split()[0])
+            code = int(reason.split("(error ")[1].split()[0].rstrip(")"))
             ok = any(m.code == code and m.at <= at for m in model.marks.get((c, p), []))
         elif reason.startswith("quiet hours last past its deadline"):
             couple = model.good[c]

@@ -386,12 +386,6 @@ def _provider_path(
     return path, prompts, provider
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (ALLOWANCES: confirmation-unknown): a confirmation whose send was "
-    "ambiguous is recorded unknown and its reply confirmed at once, so the reconciler's "
-    "re-queued reply.received finds the reply confirmed and never looks the text up",
-)
 def test_a_confirmation_whose_send_timed_out_is_looked_up_and_recorded_sent(
     engine: Engine, redis_client: Redis
 ) -> None:
@@ -427,11 +421,6 @@ def test_a_confirmation_whose_send_timed_out_is_looked_up_and_recorded_sent(
     assert row.provider_id == provider.messages[0].sid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (ALLOWANCES: summary-unreachable): WeeklySummaries runs no "
-    "NumberUnreachable check, so a weekly summary goes to a number the carrier refused",
-)
 def test_a_weekly_summary_is_not_sent_to_a_number_marked_unreachable(engine: Engine) -> None:
     """Twilio refused Jon's check-in prompt with 21614 (not a mobile number): the number
     was marked unreachable and his next prompts were recorded missed, but on Monday his
@@ -451,12 +440,6 @@ def test_a_weekly_summary_is_not_sent_to_a_number_marked_unreachable(engine: Eng
     assert result.outcome is Outcome.MISSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (ALLOWANCES: unknown-unplanned): a taken-over or rechecked send "
-    "whose text the current file no longer plans is looked up with no number and no body; "
-    "the provider's answer is UNKNOWN, so the row stays unknown for ever",
-)
 def test_a_claim_taken_over_after_its_text_was_edited_away_is_settled(engine: Engine) -> None:
     """A worker claimed Alex's 21:00 check-in and died before the provider call (the model's
     ``CrashPoint.CLAIMED``, with no provider fault at all). The check-in was then moved to
@@ -484,12 +467,6 @@ def test_a_claim_taken_over_after_its_text_was_edited_away_is_settled(engine: En
     assert row.state is not PromptState.UNKNOWN, f"unknown: {row.error}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding (ALLOWANCES: lookup-same-words): Sender.lookup matches on number "
-    "and words since the row's creation less 5 minutes, and a resend has its first text's "
-    "words: a resend lost in a 5xx is recorded sent with the first text's sid",
-)
 def test_a_resend_lost_in_a_5xx_is_not_taken_for_the_text_it_repeats(engine: Engine) -> None:
     """Alex's check-in went out (SM…1); a minute later its receipt said undelivered 30008,
     so one resend was planned for two minutes on. Twilio answered the resend with a 5xx
