@@ -30,7 +30,14 @@ import structlog
 
 from service.redaction import scrub
 
-__all__ = ["LogFormat", "configure", "default_format", "formatter", "scrub_event"]
+__all__ = [
+    "LogFormat",
+    "configure",
+    "default_format",
+    "formatter",
+    "scrub_event",
+    "shared_processors",
+]
 
 LogFormat = Literal["json", "console"]
 
@@ -73,7 +80,7 @@ def configure(
         processors=[
             structlog.stdlib.filter_by_level,
             structlog.stdlib.PositionalArgumentsFormatter(),
-            *_pre_chain(process),
+            *shared_processors(process),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -92,7 +99,7 @@ def formatter(fmt: LogFormat, *, process: str) -> structlog.stdlib.ProcessorForm
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_pre_chain(process),
+        foreign_pre_chain=shared_processors(process),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -111,7 +118,7 @@ def scrub_event(
     return event_dict
 
 
-def _pre_chain(process: str) -> list[structlog.typing.Processor]:
+def shared_processors(process: str) -> list[structlog.typing.Processor]:
     """What every event gets, from structlog or from the standard library alike."""
 
     def add_process(

@@ -11,6 +11,7 @@ so killing ``hearth run`` outright leaves nothing running either. Where it serve
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -121,7 +122,7 @@ def scheduler() -> None:
     lifeline.hold_from_env()
     stop = threading.Event()
     _on_stop_signals(stop.set)
-    typer.echo("scheduler: watching " + str(settings.config_dir))
+    logging.getLogger("hearth.scheduler").info("watching %s", settings.config_dir)
     run_scheduler(settings, settings.clock, stop)
 
 
