@@ -76,6 +76,8 @@ def configure(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # Alembic's plugin set-up lines on every engine start are noise in a service's log.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

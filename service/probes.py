@@ -10,9 +10,10 @@ are doing:
   ``hearth:due`` (a claimed event leaves it), 0 when none is overdue;
 - the depth of Dramatiq's queues (``dramatiq:<queue>`` lists, ``<queue>.DQ`` for delayed
   messages) and dead letters (``<queue>.XQ`` sorted sets);
-- the live workers: Dramatiq's ``RedisBroker`` puts each worker process in
-  ``dramatiq:__heartbeats__`` with the wall time (ms) of its last fetch, and counts one as
-  dead past its heartbeat timeout (``runtime.HEARTBEAT_TIMEOUT_MS``).
+- the live workers: Dramatiq's ``RedisBroker`` puts each consumer (one per queue, delay
+  queues included, in each worker process) in ``dramatiq:__heartbeats__`` with the wall
+  time (ms) of its last fetch, and counts one as dead past its heartbeat timeout
+  (``runtime.HEARTBEAT_TIMEOUT_MS``).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class Probes:
         counts = [int(n) for n in pipe.execute()]
         return [QueueDepth(queue, *counts[i * 3 : i * 3 + 3]) for i, queue in enumerate(QUEUES)]
 
-    def live_workers(self) -> int:
-        """Dramatiq worker processes whose heartbeat is within the timeout (wall time, as
-        Dramatiq writes it: the service's clock offset does not apply)."""
+    def live_consumers(self) -> int:
+        """Dramatiq consumers whose heartbeat is within the timeout (wall time, as Dramatiq
+        writes it: the service's clock offset does not apply); 0 means no live worker."""
         now_ms = int(time.time() * 1000)
         return int(self._redis.zcount(WORKER_HEARTBEATS, now_ms - HEARTBEAT_TIMEOUT_MS, "+inf"))

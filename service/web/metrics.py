@@ -15,7 +15,9 @@ Names (gauges unless ``_total``):
     hearth_scheduler_lag_seconds          now minus the oldest due event not yet claimed
     hearth_scheduler_heartbeat_age_seconds  since the scheduler's last pass (absent: never)
     hearth_queue_messages{queue, state}   Dramatiq's queues: ready, delayed, dead
-    hearth_workers                        live Dramatiq worker processes
+    hearth_worker_consumers               Dramatiq consumers with a fresh heartbeat: each
+                                          worker process has one per queue it serves,
+                                          delay queues included (up to 4 for `hearth worker`)
     hearth_config_files_failing           couple files whose current text does not load
     hearth_feed_requests_total{status}    feed requests served by this process, by status
                                           (200, 304, 404, 503)
@@ -154,9 +156,11 @@ class HearthCollector(Collector):
             queues.add_metric([depth.queue, "dead"], depth.dead)
         yield queues
         workers = GaugeMetricFamily(
-            "hearth_workers", "Dramatiq worker processes with a fresh heartbeat."
+            "hearth_worker_consumers",
+            "Dramatiq queue consumers with a fresh heartbeat (per worker process, one per "
+            "queue and delay queue it serves).",
         )
-        workers.add_metric([], self._probes.live_workers())
+        workers.add_metric([], self._probes.live_consumers())
         yield workers
 
 

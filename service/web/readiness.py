@@ -94,7 +94,7 @@ def _scheduler(probes: Probes, now: datetime) -> str:
 
 def _workers(probes: Probes) -> str:
     try:
-        live = probes.live_workers()
+        live = probes.live_consumers()
     except RedisError as e:
         return f"unknown: {type(e).__name__}"
     return "ok" if live else "no live worker"
