@@ -102,7 +102,13 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
             status_code=200 if healthy else 503,
         )
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"description": "Ready: Redis, the database, a scheduler and a worker."},
+            503: {"description": "Not ready; `not_ready` names the parts that fail."},
+        },
+    )
     def readyz() -> JSONResponse:
         ready, body = readiness(
             redis=lambda: _redis_state(redis),
