@@ -27,7 +27,7 @@ from service.storage.tallies import Tallies
 from service.web.dashboard import DASHBOARD_OPENAPI, dashboard_route
 from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.logs import install as install_log_filters
-from service.web.metrics import FeedRequests, HearthCollector, metrics_route
+from service.web.metrics import HearthCollector, Requests, metrics_route
 from service.web.readiness import ConfigWatch, readiness
 from service.web.sms import sms_router
 
@@ -54,7 +54,14 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
 
     app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
     registry = CollectorRegistry()
-    feed_requests = FeedRequests(registry)
+    feed_requests = Requests(
+        registry,
+        "hearth_feed_requests",
+        "Calendar feed requests by HTTP status (304: not modified).",
+    )
+    dashboard_requests = Requests(
+        registry, "hearth_dashboard_requests", "Dashboard requests (/c/<token>) by HTTP status."
+    )
     probes = Probes(redis)
     config = ConfigWatch(runtime.live_config())
     registry.register(
@@ -71,7 +78,7 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
         )
     )
     app.router.routes.append(metrics_route(registry))
-    app.router.routes.append(dashboard_route(runtime.dashboard_pages()))
+    app.router.routes.append(dashboard_route(runtime.dashboard_pages(), dashboard_requests.count))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

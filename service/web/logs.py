@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from service.redaction import scrub
+from service.redaction import redact_capability_paths, scrub
 
 __all__ = ["RedactFeedTokens", "install", "redact"]
 
@@ -24,13 +24,6 @@ class RedactFeedTokens(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = scrub(record.msg)
         return True
-
-
-def redact(text: str) -> str:
-    """``text`` with every feed and dashboard token replaced by ``***``."""
-    for pattern, replacement in _TOKEN_PATHS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def redact(text: str) -> str:

@@ -3,9 +3,9 @@
 The web process serves the metrics of the whole service, so what other processes did is
 read from where they leave it rather than counted in their memory: sends, replies and
 delivery receipts from the log (``service/storage/tallies.py``), the scheduler and the
-queues from Redis (``service/probes.py``). Only the feed requests are counted here, in the
-process that serves them. One registry per app (not prometheus-client's global one), so
-two apps in one process (tests) never clash.
+queues from Redis (``service/probes.py``). Only feed and dashboard requests are counted
+here, in the process that serves them. One registry per app (not prometheus-client's
+global one), so two apps in one process (tests) never clash.
 
 Names (gauges unless ``_total``):
 
@@ -21,6 +21,7 @@ Names (gauges unless ``_total``):
     hearth_config_files_failing           couple files whose current text does not load
     hearth_feed_requests_total{status}    feed requests served by this process, by status
                                           (200, 304, 404, 503)
+    hearth_dashboard_requests_total{status}  dashboard requests (/c/<token>), by status
     hearth_metrics_errors_total{source}   scrapes where Redis or the database did not answer
 """
 
@@ -46,22 +47,16 @@ from service.storage.tallies import Tallies
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["FeedRequests", "HearthCollector", "metrics_route"]
+__all__ = ["HearthCollector", "Requests", "metrics_route"]
 
 log = logging.getLogger("hearth.web.metrics")
 
 
-class FeedRequests:
-    """The feed route's counter: one increment per answered request, by status code."""
+class Requests:
+    """A route's counter in this process: one increment per answer, by status code."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._counter = Counter(
-            "hearth_feed_requests",
-            "Calendar feed requests served by this web process, by HTTP status (304: not "
-            "modified).",
-            ["status"],
-            registry=registry,
-        )
+    def __init__(self, registry: CollectorRegistry, name: str, documentation: str) -> None:
+        self._counter = Counter(name, documentation, ["status"], registry=registry)
 
     def count(self, status: int) -> None:
         self._counter.labels(str(status)).inc()

@@ -5,7 +5,8 @@ Twilio fake, which posts signed delivery receipts back.
 One run covers what an operator sees: ``/readyz`` says 503 naming the scheduler and the
 workers until they start, then 200, and always names the broken couple file; a prompt goes
 out and its receipt comes back; a partner replies (a command and a journal-like text); a
-calendar app fetches the feed, then gets a 304, and stray requests hit capability paths;
+calendar app fetches the feed, then gets a 304, a partner opens their dashboard, and stray
+requests hit capability paths;
 ``/metrics`` counts all of it. Every line every process wrote is then read: each is one JSON
 object (``HEARTH_LOG_FORMAT=json``), and none holds a phone number, a text's body, the
 reply's words, the feed token or the broken file's values.
@@ -112,6 +113,11 @@ def test_logs_metrics_and_readiness_through_the_processes(
         assert httpx.get(feed_url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
         for stray in (f"//feeds//{token}.txt?x=1", f"/feeds/{token}", f"/c/{token}"):
             assert httpx.get(base + stray, timeout=10).status_code == 404
+        pages = hearth("dashboard", "urls", "alex-and-sam")
+        assert pages.returncode == 0, pages.stderr
+        page_url = pages.stdout.splitlines()[0].split()[-1]
+        page_token = page_url.rsplit("/", 1)[1]
+        assert httpx.get(page_url, timeout=10).status_code == 200
 
         metrics = httpx.get(f"{base}/metrics", timeout=10)
         assert metrics.status_code == 200
@@ -124,6 +130,8 @@ def test_logs_metrics_and_readiness_through_the_processes(
         assert values['hearth_deliveries{status="delivered"}'] == 1
         assert values['hearth_feed_requests_total{status="200"}'] >= 2
         assert values['hearth_feed_requests_total{status="304"}'] == 1
+        assert values['hearth_dashboard_requests_total{status="200"}'] == 1
+        assert values['hearth_dashboard_requests_total{status="404"}'] == 1
         assert values['hearth_queue_messages{queue="prompts",state="ready"}'] == 0
         assert 'hearth_queue_messages{queue="replies",state="dead"}' in values
         assert values["hearth_worker_consumers"] >= 1
@@ -137,7 +145,7 @@ def test_logs_metrics_and_readiness_through_the_processes(
     assert set(logged) >= {"web.log", "scheduler.log", "worker.log"}
     secrets = [
         ALEX, SAM, ALEX[1:], SAM[1:], "7700 900123", "7700900456", "miss you",
-        REPLY, "marmalade", "quiet walk", token, *bodies,
+        REPLY, "marmalade", "quiet walk", token, page_token, *bodies,
     ]  # fmt: skip
     for name, text in logged.items():
         for secret in secrets:
