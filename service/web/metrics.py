@@ -105,7 +105,7 @@ class HearthCollector(Collector):
         sends = GaugeMetricFamily(
             "hearth_sends",
             "Sends in the log by state (pending, sent, failed, missed, unknown) and purpose "
-            "kind (prompt, reminder, snooze, fire, summary, confirmation).",
+            "kind (prompt, reminder, snooze, fire, summary, reveal, confirmation).",
             labels=["state", "kind"],
         )
         for (state, kind), n in sorted(self._tallies.sends().items()):
