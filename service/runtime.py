@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
+from service import logs
 from service.config.live import LiveConfig
 from service.config.shared import RedisLastGood
 from service.dashboard import DashboardLinks, DashboardPages
@@ -69,16 +70,10 @@ HEARTBEAT_TIMEOUT_MS = 30_000
 MAINTENANCE_CHANCE = 20_000
 
 
-# The same shape as Dramatiq's own lines, so a scheduler's and a worker's logs read alike.
-LOG_FORMAT = (
-    "[%(asctime)s] [PID %(process)d] [%(threadName)s] [%(name)s] [%(levelname)s] %(message)s"
-)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Hearth's log lines for a process that has no logging of its own (the scheduler;
-    Dramatiq and uvicorn configure theirs). Never phone numbers or message bodies."""
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+def configure_logging(settings: Settings, process: str, level: int = logging.INFO) -> None:
+    """This process's log lines, as ``HEARTH_LOG_FORMAT`` says (``service/logs.py``): the
+    same pipeline for the scheduler, the worker and the web app; numbers masked."""
+    logs.configure(settings.log_format, process=process, level=level)
 
 
 def redis_url(settings: Settings) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         validation_alias="HEARTH_OLD_SECRET_KEYS",
         description="Earlier HEARTH_SECRET_KEY values, comma-separated: still read, never "
         "written; `hearth rotate-key` re-encrypts their rows under HEARTH_SECRET_KEY.",
+    )
+
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        validation_alias="HEARTH_LOG_FORMAT",
+        description="json (one JSON object per line, for production) or console (readable "
+        "lines); unset: console when stderr is a terminal, json otherwise.",
     )
 
     @field_validator("grace_prompt", "grace_reminder", mode="before")

@@ -3,6 +3,11 @@
 ``hearth worker`` runs ``dramatiq workers.main``; every worker process imports this module
 and builds its parts once through the composition root (``service.runtime.Runtime``): one
 loaded config and one connection pool for every actor of the process.
+
+Dramatiq has pointed this process's ``sys.stderr`` (and stdout) at a pipe to its main
+process, and configured logging on it; Hearth's log pipeline replaces that handler with one
+on the same pipe (``service/logs.py``), so a worker's lines are JSON or readable like every
+other process's, numbers masked.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import multiprocessing
 import dramatiq
 
 from service import lifeline
-from service.runtime import Runtime
+from service.runtime import Runtime, configure_logging
 from service.settings import load_settings
 from workers import feeds, prompts, replies, weeks
 
@@ -22,7 +27,9 @@ from workers import feeds, prompts, replies, weeks
 if (_parent := multiprocessing.parent_process()) is not None and _parent.pid is not None:
     lifeline.hold(_parent.pid)
 
-runtime = Runtime(load_settings())
+settings = load_settings()
+configure_logging(settings, "worker")
+runtime = Runtime(settings)
 broker = runtime.broker
 dramatiq.set_broker(broker)
 send_prompt = prompts.declare(broker)

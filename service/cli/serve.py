@@ -11,6 +11,7 @@ so killing ``hearth run`` outright leaves nothing running either. Where it serve
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -117,11 +118,11 @@ def scheduler() -> None:
     from service.scheduler.process import run as run_scheduler  # noqa: PLC0415
 
     settings = settings_or_exit()
-    configure_logging()
+    configure_logging(settings, "scheduler")
     lifeline.hold_from_env()
     stop = threading.Event()
     _on_stop_signals(stop.set)
-    typer.echo("scheduler: watching " + str(settings.config_dir))
+    logging.getLogger("hearth.scheduler").info("watching %s", settings.config_dir)
     run_scheduler(settings, settings.clock, stop)
 
 
@@ -141,7 +142,8 @@ def worker(
     if not settings.redis_url:
         # Resolve the embedded server once here, so every worker process shares it.
         env["REDIS_URL"] = EmbeddedRedis(settings.data_dir.resolve()).start()
-    args = [sys.executable, "-m", "dramatiq", "workers.main"]
+    # `python -m workers` is `dramatiq` with Hearth's log lines in its main process too.
+    args = [sys.executable, "-m", "workers", "workers.main"]
     args += ["--processes", str(processes), "--threads", str(threads)]
     args += ["--queues", PROMPTS_QUEUE, REPLIES_QUEUE]
     # Dramatiq's default is 10 minutes, and a message whose ack cannot reach Redis (Redis
@@ -155,15 +157,18 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the web app (uvicorn): /healthz now, webhooks and feeds next."""
+    """Run the web app (uvicorn): webhooks, feeds, /healthz, /readyz and /metrics."""
     import uvicorn  # noqa: PLC0415 - heavy imports
 
-    from service.runtime import redis_url  # noqa: PLC0415
+    from service.runtime import configure_logging, redis_url  # noqa: PLC0415
     from service.web import create_app  # noqa: PLC0415
 
     settings = settings_or_exit()
+    configure_logging(settings, "web")
     lifeline.hold_from_env()
-    uvicorn.run(create_app(settings, redis_url(settings)), host=host, port=port, log_level="info")
+    app = create_app(settings, redis_url(settings))
+    # log_config=None: uvicorn's loggers propagate to the root's one handler (service/logs.py).
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
 
 
 def fire(
@@ -300,6 +305,7 @@ def _on_stop_signals(handler: Callable[[], None]) -> None:
 
 
 def _banner(settings: Settings, redis: str, web: str) -> None:
+    from service.redaction import redact_issue  # noqa: PLC0415
     from service.storage import redact_url  # noqa: PLC0415
 
     now = settings.clock.now()
@@ -332,8 +338,9 @@ def _banner(settings: Settings, redis: str, web: str) -> None:
             f"    {send.at:%a %Y-%m-%d %H:%M %Z}  {send.couple}/{send.ritual} -> {send.partner}"
         )
     for failure in loaded.failures:
+        # This banner is the start of the service's log: values stay out of it.
         for issue in failure.issues:
-            typer.echo(f"  config error: {issue}")
+            typer.echo(f"  config error: {redact_issue(issue)}")
     example = next((c for c in loaded.couples.values() if c.rituals), None)
     if example is not None:
         typer.echo(f"  to see a prompt now: hearth fire {example.id} {example.rituals[0].id}")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from service.config.loading import couple_files, load_couple_text
 from service.domain.errors import CoupleFileInvalid, HearthError, Issue
+from service.redaction import redact_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,6 +80,13 @@ class LiveConfig:
         self._files: dict[Path, _File] = {}
         self._couples: dict[str, Couple] = {}
         self._phones: dict[str, list[tuple[Couple, Partner]]] = {}
+        self._failing: dict[Path, CoupleFileInvalid] = {}
+
+    @property
+    def failing(self) -> dict[Path, CoupleFileInvalid]:
+        """The files whose current text does not load, with their issues (their couples
+        run on the last good version, if there is one)."""
+        return dict(self._failing)
 
     @property
     def couples(self) -> dict[str, Couple]:
@@ -127,6 +135,7 @@ class LiveConfig:
         gone = set(self._files) - set(present)
         for path in gone:
             del self._files[path]
+            self._failing.pop(path, None)
             self._share(partial(_forget, name=path.name), path.name)
         touched = bool(gone)
         reread: set[Path] = set()
@@ -146,14 +155,18 @@ class LiveConfig:
             reread.add(path)
             try:
                 couple: Couple | None = self._load(path)
+                self._failing.pop(path, None)
             except CoupleFileInvalid as e:
                 result.failures.append(e)
+                self._failing[path] = e
                 last = self._shared_version(path) or (known.couple if known else None)
+                # The values are left out (one may be a number or a text typed in the wrong
+                # place); `hearth validate` shows them to whoever edits the file.
                 log.error(
-                    "%s is invalid; %s\n%s",
+                    "%s is invalid; %s (hearth validate shows the values)\n%s",
                     path,
                     f"keeping the last good version of {last.id!r}" if last else "not loaded",
-                    e,
+                    redact_failure(e),
                 )
                 couple = last
             self._files[path] = _File(stamp, couple)

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from service.settings import Settings
     from service.storage import PromptLog, PromptRecord
 
-__all__ = ["Reconciler", "SchedulerProcess", "run"]
+__all__ = ["HEARTBEAT_KEY", "Reconciler", "SchedulerProcess", "run"]
 
 log = logging.getLogger("hearth.scheduler")
 
@@ -67,6 +67,8 @@ REQUEUE_EVERY = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(seconds=5)
 # Re-queue markers older than this are forgotten.
 PRUNE_AFTER_MS = 24 * 3600 * 1000
+# Each pass writes its clock's time here (ms since the epoch): /readyz reads it.
+HEARTBEAT_KEY = "hearth:scheduler:heartbeat"
 # What a loop survives: its dependencies failing, never its own bugs.
 DEPENDENCY_ERRORS = (RedisError, StorageError, HearthError, OSError)
 
@@ -145,7 +147,8 @@ class SchedulerProcess:
             stop.wait(wait)
 
     def step(self) -> float:
-        """One pass: config, plan, claim, missed, sweeps. Returns seconds until the next."""
+        """One pass: config, plan, claim, missed, sweeps, heartbeat. Returns seconds until
+        the next."""
         if self._unsynced or time.monotonic() - self._refreshed_at >= self._refresh.total_seconds():
             self._refresh_config()
         now = self._clock.now()
@@ -155,6 +158,8 @@ class SchedulerProcess:
         if time.monotonic() - self._swept_at >= self._sweep_every.total_seconds():
             self._reconciler.sweep(now)
             self._swept_at = time.monotonic()
+        # Last, so a pass that failed part-way leaves the heartbeat going stale.
+        self._runtime.redis.set(HEARTBEAT_KEY, _ms(now))
         return self._until_next()
 
     def _refresh_config(self) -> None:

@@ -1,6 +1,7 @@
-"""The FastAPI app: ``/healthz`` (200 when Redis and the log database answer), the SMS
-webhook (``service/web/sms.py``), calendar feeds (``service/web/feeds.py``) and partners'
-dashboards (``service/web/dashboard.py``)."""
+"""The FastAPI app: ``/healthz`` (200 when Redis and the log database answer: liveness),
+``/readyz`` (``service/web/readiness.py``), ``/metrics`` (``service/web/metrics.py``), the
+SMS webhook (``service/web/sms.py``), calendar feeds (``service/web/feeds.py``) and
+partners' dashboards (``service/web/dashboard.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
@@ -18,11 +20,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.inbound import enqueue_feed_render, webhook_token
+from service.probes import Probes
 from service.runtime import Runtime
 from service.storage import FeedTokens, ReplyLog
+from service.storage.tallies import Tallies
 from service.web.dashboard import DASHBOARD_OPENAPI, dashboard_route
 from service.web.feeds import FEED_OPENAPI, feed_route
 from service.web.logs import install as install_log_filters
+from service.web.metrics import HearthCollector, Requests, metrics_route
+from service.web.readiness import ConfigWatch, readiness
 from service.web.sms import sms_router
 
 if TYPE_CHECKING:
@@ -47,10 +53,32 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
         runtime.close()
 
     app = FastAPI(title="Hearth", version="0.1.0", lifespan=lifespan)
-    app.router.routes.append(
-        feed_route(feeds_redis, FeedTokens(engine), lambda c: enqueue_feed_render(broker, c))
+    registry = CollectorRegistry()
+    feed_requests = Requests(
+        registry,
+        "hearth_feed_requests",
+        "Calendar feed requests by HTTP status (304: not modified).",
     )
-    app.router.routes.append(dashboard_route(runtime.dashboard_pages()))
+    dashboard_requests = Requests(
+        registry, "hearth_dashboard_requests", "Dashboard requests (/c/<token>) by HTTP status."
+    )
+    probes = Probes(redis)
+    config = ConfigWatch(runtime.live_config())
+    registry.register(
+        HearthCollector(
+            Tallies(engine), probes, runtime.clock.now, lambda: len(config.failing()), registry
+        )
+    )
+    app.router.routes.append(
+        feed_route(
+            feeds_redis,
+            FeedTokens(engine),
+            lambda c: enqueue_feed_render(broker, c),
+            feed_requests.count,
+        )
+    )
+    app.router.routes.append(metrics_route(registry))
+    app.router.routes.append(dashboard_route(runtime.dashboard_pages(), dashboard_requests.count))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -80,6 +108,23 @@ def create_app(settings: Settings, redis_url: str, clock: Clock | None = None) -
             {"status": "ok" if healthy else "unavailable", **checks},
             status_code=200 if healthy else 503,
         )
+
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"description": "Ready: Redis, the database, a scheduler and a worker."},
+            503: {"description": "Not ready; `not_ready` names the parts that fail."},
+        },
+    )
+    def readyz() -> JSONResponse:
+        ready, body = readiness(
+            redis=lambda: _redis_state(redis),
+            database=lambda: _database_state(engine),
+            probes=probes,
+            now=runtime.clock.now(),
+            config=config,
+        )
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app
 

@@ -21,6 +21,8 @@ from starlette.routing import Route
 from service.storage import StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from service.dashboard import DashboardPages
 
 __all__ = ["DASHBOARD_OPENAPI", "dashboard_route"]
@@ -66,8 +68,17 @@ DASHBOARD_OPENAPI = {
 }
 
 
-def dashboard_route(pages: DashboardPages) -> Route:
+def dashboard_route(
+    pages: DashboardPages, counted: Callable[[int], None] = lambda status: None
+) -> Route:
+    """The dashboard route; ``counted`` is told each answer's status (``/metrics``)."""
+
     async def dashboard(request: Request) -> Response:
+        response = await _answer(request)
+        counted(response.status_code)
+        return response
+
+    async def _answer(request: Request) -> Response:
         token = str(request.path_params["token"])
         try:
             page = await run_in_threadpool(pages.render, token)

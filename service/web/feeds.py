@@ -75,9 +75,19 @@ NOT_FOUND = Response("no such feed\n", status_code=404, media_type="text/plain")
 
 
 def feed_route(
-    redis: AsyncRedis, tokens: FeedTokens, request_render: Callable[[str], None]
+    redis: AsyncRedis,
+    tokens: FeedTokens,
+    request_render: Callable[[str], None],
+    counted: Callable[[int], None] = lambda status: None,
 ) -> Route:
+    """The feed route; ``counted`` is told each answer's status (``/metrics``)."""
+
     async def feed(request: Request) -> Response:
+        response = await _answer(request)
+        counted(response.status_code)
+        return response
+
+    async def _answer(request: Request) -> Response:
         token = str(request.path_params["token"])
         if not TOKEN_SHAPE.fullmatch(token):
             return NOT_FOUND

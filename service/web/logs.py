@@ -1,35 +1,35 @@
-"""Access logs without secrets: a feed's or a dashboard's URL token is a capability, so it
-never reaches a log."""
+"""Access logs without secrets: a feed's or a dashboard's URL is a capability, so no path
+under ``/feeds/`` or ``/c/`` reaches a log, whatever follows it (``service/redaction.py``).
+
+Hearth's own log pipeline (``service/logs.py``) scrubs every line already; this filter does
+the same on uvicorn's access logger itself, so a process whose logging someone else set up
+(an embedding server, a test) redacts too.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
+
+from service.redaction import redact_capability_paths, scrub
 
 __all__ = ["RedactFeedTokens", "install", "redact"]
 
-# /feeds/<token>.ics and /c/<token>: the token is everything up to the next /, ?, # or space.
-_TOKEN_PATHS = ((re.compile(r"/feeds/[^/?#\s]+\.ics"), "/feeds/***.ics"),
-                (re.compile(r"/c/[^/?#\s]+"), "/c/***"))  # fmt: skip
-
 
 class RedactFeedTokens(logging.Filter):
-    """Rewrites ``/feeds/<token>.ics`` to ``/feeds/***.ics`` and ``/c/<token>`` to ``/c/***``
-    in a record's message and args."""
+    """Rewrites capability paths (and numbers) in a record's message and args."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+            record.msg = scrub(record.msg)
         return True
 
 
 def redact(text: str) -> str:
-    """``text`` with every feed and dashboard token replaced by ``***``."""
-    for pattern, replacement in _TOKEN_PATHS:
-        text = pattern.sub(replacement, text)
-    return text
+    """``text`` with every path under ``/feeds/`` and ``/c/`` replaced by ``/feeds/***`` or
+    ``/c/***``."""
+    return redact_capability_paths(text)
 
 
 def install(logger_name: str = "uvicorn.access") -> None:

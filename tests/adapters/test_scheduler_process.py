@@ -268,3 +268,16 @@ def test_an_edit_seen_while_the_database_is_away_is_planned_once_it_is_back(
     assert times() == {"2100"}
     away[0] = False
     _wait(lambda: times() == {"2000"}, "the edit planned after the outage")
+
+
+def test_each_pass_writes_the_heartbeat_with_the_schedulers_clock(
+    scheduler: tuple[Running, Path, Redis],
+) -> None:
+    running, _, redis = scheduler
+    from service.scheduler.process import HEARTBEAT_KEY
+
+    start_ms = int(running.clock.now().timestamp() * 1000)
+    _wait(lambda: redis.get(HEARTBEAT_KEY) == str(start_ms).encode(), "the first heartbeat")
+    running.clock.set(utc(2026, 11, 25, 13))
+    later_ms = int(running.clock.now().timestamp() * 1000)
+    _wait(lambda: redis.get(HEARTBEAT_KEY) == str(later_ms).encode(), "a later heartbeat")

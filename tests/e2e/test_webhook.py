@@ -268,6 +268,9 @@ def test_no_request_whatever_gets_a_500(web: Web) -> None:
                 case.headers = {**(case.headers or {}), "X-Twilio-Signature": web.sign(form)}
             response = case.call()
             statuses.append(response.status_code)
+            if case.operation.path == "/readyz":  # 503 is its answer while no worker runs
+                assert response.status_code in (200, 503), response.text
+                return
             assert response.status_code < 500, response.text
 
         call()
