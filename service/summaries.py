@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from service.domain.deadlines import Grace
 from service.domain.events import WEEK, Purpose, SendId, week_occurrence_id
 from service.domain.kinds import Completion
-from service.domain.progress import State, cells, current_streak, unit
+from service.domain.progress import Cell, Span, State, cells, current_streak, unit
 from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
 from service.sending import (
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from service.storage import AnswerLog, PartnerStates, PromptLog
 
 __all__ = ["WeeklySummaries"]
+
+_INSTANT = timedelta(seconds=1)  # a pause that held one prompt, at its start
 
 # How far back a summary looks for the streak it names.
 STREAK_WEEKS = 12
@@ -70,6 +72,20 @@ class WeeklySummaries:
         """The clock summaries are decided by (the actor times a held one's delay by it)."""
         return self._clock
 
+    def _pauses(self, couple: Couple, found: list[Cell]) -> dict[str, list[Span]]:
+        """The pauses that held these occurrences' prompts, by partner. Storage keeps only a
+        partner's current pause; the prompt log remembers each prompt a pause held (missed,
+        "paused"), so each such occurrence gets a pause spanning its start: neutral, never
+        missed."""
+        if not found:
+            return {}
+        held = self._prompts.paused(couple.id, found[0].start)
+        out: dict[str, list[Span]] = {}
+        for cell in found:
+            for partner in held.get(cell.occurrence, ()):
+                out.setdefault(partner, []).append(Span(cell.start, cell.start + _INSTANT))
+        return out
+
     def texts(self, couple: Couple, monday: date) -> dict[str, str]:
         """Each partner's summary of the week starting ``monday``, by partner key: the
         couple's week as it stands now (at most at the week's end, so a late summary still
@@ -86,8 +102,9 @@ class WeeklySummaries:
         for ritual in couple.rituals:
             found = cells(couple, ritual, as_of, weeks=STREAK_WEEKS, changes=changes)
             answers = self._answers.of([c.occurrence for c in found])
+            pauses = self._pauses(couple, found)
             found = cells(couple, ritual, as_of, weeks=STREAK_WEEKS, changes=changes,
-                          answers=answers)  # fmt: skip
+                          answers=answers, pauses=pauses)  # fmt: skip
             mine = [c for c in found if monday <= c.wall.date() < monday + timedelta(days=7)]
             done = sum(1 for c in mine if c.state is State.DONE)
             optional = ritual.completion is Completion.OPTIONAL

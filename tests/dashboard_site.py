@@ -47,6 +47,7 @@ rituals:
   - kind: date_night
     schedule: every friday at 19:30
   - kind: check_in
+    reveal: true
 """
 NOW = utc(2026, 11, 25, 12)  # Wed 07:00 in New York
 SCRIPT_NOTE = "<script>alert('x')</script> & a <b>bold</b> night"
@@ -127,6 +128,12 @@ def _seed(engine: object) -> None:
                   "date_night", "sam", "prompt", utc(2026, 10, 9, 23, 30))  # fmt: skip
     assert prompts.claim(held, utc(2026, 10, 9, 23, 30))
     assert prompts.mark_missed(held.event_id, f"{PAUSED_REASON} until 2026-10-12", NOW)
+    # Both answered the 23rd's check-in: Alex's answer was texted to Sam (Sam's to Alex not
+    # yet), so Sam's page shows Alex's words and Alex's page shows nothing of Sam's.
+    reveal = Prompt(f"{check_in.format('1123')}/reveal/sam", check_in.format("1123"), COUPLE,
+                    "check_in", "sam", "reveal", utc(2026, 11, 24, 2))  # fmt: skip
+    assert prompts.claim(reveal, NOW)
+    assert prompts.mark_sent(reveal.event_id, "console-reveal", NOW)
     # Alex paused yesterday until tomorrow morning (UTC): tonight's check-in is held.
     PartnerStates(engine).pause(COUPLE, "alex", utc(2026, 11, 26, 12), utc(2026, 11, 24))  # type: ignore[arg-type]
 

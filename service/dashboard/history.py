@@ -1,4 +1,5 @@
-"""Reading a dashboard's ``History`` from storage: answers, changes, pauses, journal."""
+"""Reading a dashboard's ``History`` from storage: answers, changes, pauses, journal, and
+the other partner's answers revealed to the viewer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from service.domain.couples import Couple, Partner
-    from service.storage import AnswerLog, PartnerStates, PromptLog
+    from service.storage import AnswerLog, JournalEntry, PartnerStates, PromptLog
 
 __all__ = ["read_history"]
 
@@ -33,4 +34,19 @@ def read_history(
         paused=prompts.paused(couple.id, start),
         paused_until={p.key: partners.get(couple.id, p.key).paused_until for p in couple.partners},
         journal=answers.journal(couple.id, viewer.key),
+        revealed=_revealed(couple, viewer, answers, prompts),
     )
+
+
+def _revealed(
+    couple: Couple, viewer: Partner, answers: AnswerLog, prompts: PromptLog
+) -> list[JournalEntry]:
+    """The other partner's answers that were texted to the viewer (both answered, then both
+    saw): never one whose reveal did not go out."""
+    if not any(r.reveal for r in couple.rituals):
+        return []
+    shown = prompts.revealed_to(couple.id, viewer.key)
+    if not shown:
+        return []
+    other = couple.other(viewer).key
+    return [e for e in answers.journal(couple.id, other) if e.occurrence_id in shown]

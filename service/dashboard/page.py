@@ -240,8 +240,9 @@ def _revealed(view: DashboardView) -> list[str]:
     ]
     if not view.reveal_enabled:
         out.append(
-            f"<p>When both of you answer a question, {_e(view.other)}'s answer will appear "
-            "here. (Not available yet.)</p>"
+            f"<p>None of your rituals reveals answers. With <code>reveal: true</code> on a "
+            f"check-in, once both of you answer, {_e(view.other)}'s answer is texted to you "
+            "and kept here.</p>"
         )
     elif not view.revealed:
         out.append("<p>Nothing revealed yet: answers appear once you have both replied.</p>")

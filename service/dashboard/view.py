@@ -127,8 +127,8 @@ class DashboardView:
     rituals: tuple[RitualProgress, ...]
     upcoming: tuple[NextOccurrence, ...]
     journal: tuple[JournalLine, ...]  # the viewer's own entries, newest first
-    # Revealed answers: no reveal feature on main yet, so always empty and
-    # ``reveal_enabled`` False; the page keeps the section, saying so.
+    # The other partner's answers texted to the viewer once both answered (newest first);
+    # ``reveal_enabled`` when any of the couple's rituals reveals answers.
     revealed: tuple[RevealedAnswer, ...] = ()
     reveal_enabled: bool = False
     subscribe: Subscribe | None = None
@@ -144,6 +144,7 @@ class History:
     paused: Mapping[str, frozenset[str]]  # occurrence id -> partners a pause held its prompt
     paused_until: Mapping[str, datetime | None]  # partner key -> their pause now
     journal: Sequence[JournalEntry] = field(default_factory=tuple)  # the viewer's
+    revealed: Sequence[JournalEntry] = field(default_factory=tuple)  # the other's, texted
 
 
 def heatmap_window(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -189,6 +190,11 @@ def build_dashboard(
         rituals=tuple(rituals),
         upcoming=_next(couple, viewer, now, history.changes, tz),
         journal=_journal(couple, history.journal, tz),
+        revealed=tuple(
+            RevealedAnswer(line.ritual, line.at, couple.other(viewer).name, line.note)
+            for line in _journal(couple, history.revealed, tz)
+        ),
+        reveal_enabled=any(r.reveal and r.enabled for r in couple.rituals),
         subscribe=_subscribe(couple, feed),
         paused_until=until.astimezone(tz) if until is not None and until > now else None,
     )

@@ -23,6 +23,7 @@ from service.storage.engine import reading, translated, writing
 from service.storage.models import (
     AnswerRow,
     ChangeRow,
+    DashboardTokenRow,
     FeedTokenRow,
     PartnerRow,
     PromptRow,
@@ -47,9 +48,10 @@ class CoupleRows:
 
     def export(self, couple: str, numbers: Collection[str] = ()) -> dict[str, list[Record]]:
         """The couple's rows by part (``sends``, ``replies``, ``answers``, ``journal``,
-        ``changes``, ``partners``, ``feed_tokens``, ``ritual_versions``), oldest first, as
-        JSON values: instants in RFC 3339 UTC, journal text and reply bodies opened, and
-        neither token hashes nor number fingerprints."""
+        ``changes``, ``partners``, ``feed_tokens``, ``dashboard_tokens``,
+        ``ritual_versions``), oldest first, as JSON values: instants in RFC 3339 UTC,
+        journal text and reply bodies opened, and neither token hashes nor number
+        fingerprints."""
         with reading(self.engine) as conn:
             sids = self._reply_sids(conn, couple, numbers)
             sends = _records(
@@ -86,6 +88,13 @@ class CoupleRows:
                 FeedTokenRow.partner,
                 drop={"couple", "token_hash"},
             )
+            dashboards = _records(
+                conn,
+                DashboardTokenRow,
+                DashboardTokenRow.couple == couple,
+                DashboardTokenRow.partner,
+                drop={"couple", "token_hash", "nonce"},  # either would open the page
+            )
             versions = _records(
                 conn,
                 RitualVersionRow,
@@ -112,6 +121,7 @@ class CoupleRows:
             "changes": changes,
             "partners": [_partner(p) for p in partners],
             "feed_tokens": tokens,
+            "dashboard_tokens": dashboards,
             "ritual_versions": versions,
         }
 

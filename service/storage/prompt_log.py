@@ -329,6 +329,18 @@ class PromptLog:
                 out.setdefault(occurrence_id, set()).add(partner)
         return {k: frozenset(v) for k, v in out.items()}
 
+    def revealed_to(self, couple: str, partner: str) -> frozenset[str]:
+        """Occurrences whose other partner's answer was texted to ``partner`` (a reveal
+        sent): what their dashboard may show."""
+        query = select(PromptRow.occurrence_id).where(
+            PromptRow.couple == couple,
+            PromptRow.partner == partner,
+            PromptRow.purpose.in_(["reveal", "reveal~resend"]),
+            PromptRow.state == PromptState.SENT,
+        )
+        with translated(self.engine), self._sessions() as session:
+            return frozenset(session.scalars(query))
+
     def unknown(self, now: datetime, since: datetime, limit: int = 500) -> list[PromptRecord]:
         """Unknown sends due since ``since`` and last looked at ``recheck_after`` ago: the
         reconciler queues them, and their claim asks the provider before anything is sent."""

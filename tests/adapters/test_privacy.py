@@ -288,6 +288,8 @@ def test_export_holds_the_whole_history_and_matches_its_schema(
         settings = _settings(tmp_path, url, HEARTH_SECRET_KEY=key)
         for h in _live(settings, url, redis_url):
             _make_history(h)
+            runtime = Runtime(settings, engine=make_engine(url))
+            [dashboard] = runtime.dashboard_links().urls(GONE, ["zoe"], datetime.now(UTC))
             env = {"HEARTH_CONFIG_DIR": str(settings.config_dir),
                    "HEARTH_DATA_DIR": str(settings.data_dir), "DATABASE_URL": url,
                    "REDIS_URL": redis_url, "HEARTH_SECRET_KEY": key,
@@ -307,6 +309,8 @@ def test_export_holds_the_whole_history_and_matches_its_schema(
     assert {s["state"] for s in document["sends"]} >= {"sent"}
     assert [p["partner"] for p in document["partners"] if p["paused_until"]] == ["kai"]
     assert {t["partner"] for t in document["feed_tokens"]} == {"zoe", "kai"}
+    assert [t["partner"] for t in document["dashboard_tokens"]] == ["zoe"]
+    assert dashboard.url.rsplit("/", 1)[1] not in result.stdout
     assert STAYS not in result.stdout
     assert ANN not in result.stdout
     # Never a token or its hash.

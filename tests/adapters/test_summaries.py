@@ -26,12 +26,14 @@ from service.storage import (
     AnswerEffect,
     AnswerLog,
     PartnerStates,
+    Prompt,
     PromptLog,
     ReplyLog,
     Settlement,
     make_engine,
     migrate,
 )
+from service.storage.prompt_log import PAUSED_REASON
 from service.summaries import WeeklySummaries
 from tests.databases import BACKENDS, database
 from tests.domain.builders import couple, utc
@@ -287,3 +289,24 @@ def test_a_summary_waits_for_an_unreadable_file_rather_than_vanish(
     couples.readable = True  # the file is mended, or its last good version readable again
     assert _outcomes(waiting.send(COUPLE.id, MONDAY)) == {
         "alex": Outcome.SENT, "sam": Outcome.SENT}  # fmt: skip
+
+
+def test_a_check_in_a_pause_held_counts_neither_kept_nor_missed(
+    rig: tuple[WeeklySummaries, ReplyLog, PartnerStates, Path, ManualClock],
+) -> None:
+    summaries, replies, partners, outbox, _ = rig
+    start, end = week_bounds(COUPLE.timezone, MONDAY)
+    check_ins = [o for o in occurrences(COUPLE, start, end) if o.ritual == "check_in"]
+    for occ in check_ins[:5]:
+        _answer(replies, occ.id, "alex")
+        _answer(replies, occ.id, "sam")
+    prompts = PromptLog(partners.engine)
+    for occ in check_ins[5:]:  # a pause held these: the send path recorded them missed
+        for who in ("alex", "sam"):
+            held = Prompt(f"{occ.id}/prompt/{who}", occ.id, COUPLE.id, "check_in", who,
+                          "prompt", occ.start)  # fmt: skip
+            assert prompts.claim(held, occ.start)
+            assert prompts.mark_missed(held.event_id, f"{PAUSED_REASON} until Monday", occ.start)
+    summaries.send(COUPLE.id, MONDAY)
+    texts = {x["partner"]: x["body"] for x in map(json.loads, outbox.read_text().splitlines())}
+    assert "check-in 5/5" in texts["alex"]

@@ -57,7 +57,8 @@ def test_the_other_partner_sees_their_own_journal_on_their_own_url(site: Site) -
     page = get(sam).text
     assert "Hi Sam" in page
     assert "Sam&#x27;s own words" in page
-    assert "alert(" not in page
+    journal = page.split('id="journal"', 1)[1].split("</section>", 1)[0]
+    assert "alert(" not in journal  # Alex's words only where they were revealed to Sam
 
 
 def test_unknown_rotated_and_malformed_tokens_get_the_same_404(site: Site) -> None:
@@ -122,3 +123,14 @@ def test_hearth_dashboard_urls_and_rotate(site: Site) -> None:
     assert get(new).status_code == 200
     unknown = runner.invoke(app, ["dashboard", "rotate", "alex-sam", "Kim"])
     assert unknown.exit_code == 1
+
+
+def test_answers_revealed_to_a_partner_show_on_their_page_only(site: Site) -> None:
+    sam = httpx.get(site.url("sam"), timeout=10).text
+    revealed = sam.split('id="revealed"', 1)[1].split("</section>", 1)[0]
+    assert "&lt;script&gt;" in revealed  # Alex's answer, escaped
+    assert "Alex" in revealed
+    alex = httpx.get(site.url("alex"), timeout=10).text
+    mine = alex.split('id="revealed"', 1)[1].split("</section>", 1)[0]
+    assert "Nothing revealed yet" in mine
+    assert SAM_NOTE not in alex
