@@ -184,6 +184,15 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
             detail=lambda: _tail(log),
         )
         assert process.poll() is None, _tail(log)
+        # Healthy means the web app answers; on a loaded machine the worker forks its worker
+        # process a moment later, and the tests below count on the whole tree.
+        wait_for(
+            lambda: process.poll() is not None or bool(_descendants(running.child("worker"))),
+            BOOT_S,
+            "the worker to fork its worker process",
+            every_s=0.2,
+            detail=lambda: _tail(log),
+        )
         yield running
     finally:
         if process.poll() is None:
