@@ -18,10 +18,11 @@ are doing:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
+
+from dramatiq.common import current_millis
 
 from service.inbound import REPLIES_QUEUE
 from service.runtime import HEARTBEAT_TIMEOUT_MS
@@ -76,7 +77,7 @@ class Probes:
         return [QueueDepth(queue, *counts[i * 3 : i * 3 + 3]) for i, queue in enumerate(QUEUES)]
 
     def live_consumers(self) -> int:
-        """Dramatiq consumers whose heartbeat is within the timeout (wall time, as Dramatiq
-        writes it: the service's clock offset does not apply); 0 means no live worker."""
-        now_ms = int(time.time() * 1000)
+        """Dramatiq consumers whose heartbeat is within the timeout (by Dramatiq's own clock,
+        which stamps them: the service's clock offset does not apply); 0: no live worker."""
+        now_ms = current_millis()
         return int(self._redis.zcount(WORKER_HEARTBEATS, now_ms - HEARTBEAT_TIMEOUT_MS, "+inf"))

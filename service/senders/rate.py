@@ -6,7 +6,7 @@ while the account's rate is used up, so a 21:00 burst flows out at that rate ins
 meeting the provider's 429s. ``lookup`` is not limited (it sends nothing).
 
 Dramatiq's ``BucketRateLimiter``, not its ``WindowRateLimiter`` (both read in dramatiq 2.2):
-the window limiter counts whole seconds (``int(time.time())`` per key, a window of at least
+the window limiter counts whole seconds (one key per wall-clock second, a window of at least
 one second, an integer limit), so 5/s lets 5 texts go at the top of each second at once and
 2.5/s must become 5 per 2 s; its sliding sum WATCHes every second's key of the window. The
 bucket limiter's buckets are in milliseconds, aligned to the epoch, one key each (set with
@@ -37,6 +37,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from dramatiq.common import current_millis
 from dramatiq.rate_limits import BucketRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 from redis.exceptions import RedisError
@@ -141,7 +142,7 @@ class RateLimitedSender:
             return True
 
     def _until_next_bucket(self) -> float:
-        """Seconds until the limiter's next bucket starts (its buckets follow the wall
-        clock, ``time.time``, not the service's shifted one)."""
-        into_bucket_ms = time.time() * 1000 % self._bucket_ms
+        """Seconds until the limiter's next bucket starts: its buckets follow Dramatiq's
+        own clock (``current_millis``, which keys them), not the service's shifted one."""
+        into_bucket_ms = current_millis() % self._bucket_ms
         return (self._bucket_ms - into_bucket_ms) / 1000 + random.uniform(0, _JITTER_S)

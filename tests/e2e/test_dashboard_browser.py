@@ -34,8 +34,6 @@ PHONE = (390, 844)  # CSS pixels of a common phone
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(MISSING)
     selenium = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     options = selenium.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -63,6 +61,7 @@ def browser() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()), reason=MISSING)
 def test_the_dashboard_renders_its_heatmaps_in_chromium(
     site: Site, browser: object, tmp_path: Path
 ) -> None:
