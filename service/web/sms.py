@@ -55,6 +55,13 @@ _FIELDS = {
     "Body": "The text, up to 1,600 characters.",
     "NumMedia": "How many media items came with it.",
 }
+# What every signed-form webhook may answer besides its own success and 400.
+_SIGNED_FORM_ERRORS: dict[str, Any] = {
+    "403": {"description": "Missing or wrong X-Twilio-Signature."},
+    "413": {"description": "Body larger than 64 KiB."},
+    "415": {"description": "Not form-encoded."},
+    "503": {"description": "The log database is unreachable; Twilio will retry."},
+}
 _OPENAPI: dict[str, Any] = {
     "parameters": [
         {
@@ -86,10 +93,7 @@ _OPENAPI: dict[str, Any] = {
             "content": {"text/xml": {}},
         },
         "400": {"description": "A signed request without a valid MessageSid, or without From."},
-        "403": {"description": "Missing or wrong X-Twilio-Signature."},
-        "413": {"description": "Body larger than 64 KiB."},
-        "415": {"description": "Not form-encoded."},
-        "503": {"description": "The log database is unreachable; Twilio will retry."},
+        **_SIGNED_FORM_ERRORS,
     },
 }
 
@@ -132,10 +136,7 @@ _STATUS_OPENAPI: dict[str, Any] = {
     "responses": {
         "204": {"description": "Recorded (or already recorded, or for no known send)."},
         "400": {"description": "A signed callback with a bad event, sid, status or code."},
-        "403": {"description": "Missing or wrong X-Twilio-Signature."},
-        "413": {"description": "Body larger than 64 KiB."},
-        "415": {"description": "Not form-encoded."},
-        "503": {"description": "The log database is unreachable; Twilio will retry."},
+        **_SIGNED_FORM_ERRORS,
     },
 }
 
