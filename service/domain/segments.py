@@ -9,10 +9,19 @@ more than ``SEGMENT_WARNING`` of them, and each send records its count.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["SEGMENT_WARNING", "Cost", "cost", "is_gsm7", "normalise_body", "segments"]
+__all__ = [
+    "SEGMENT_WARNING",
+    "Cost",
+    "body_digest",
+    "cost",
+    "is_gsm7",
+    "normalise_body",
+    "segments",
+]
 
 SEGMENT_WARNING = 2  # more segments than this, and ``hearth validate`` warns
 
@@ -29,6 +38,19 @@ class Cost:
 def normalise_body(body: str) -> str:
     """``body`` with curly quotes, dashes, ellipses and odd spaces as their ASCII forms."""
     return body.translate(_ASCII_PUNCTUATION)
+
+
+def body_digest(event_id: str, body: str) -> str:
+    """What identifies the words ``body`` handed to the provider for ``event_id``, without
+    keeping them: SHA-256 over the event id and the normalised body (64 hex digits).
+
+    A text's words can change between two attempts (a weekly summary counts one more
+    missed day, a name is edited), so a lookup for an earlier attempt matches on the words
+    that attempt sent, not on the words the text would have now. The event id salts it:
+    one table of digests serves no other row.
+    """
+    data = f"{event_id}\n{normalise_body(body)}".encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def segments(body: str) -> int:

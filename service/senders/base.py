@@ -14,12 +14,14 @@ send path asks it before sending again an event whose earlier holder may have se
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
 from service.domain.errors import HearthError
+from service.domain.segments import body_digest, normalise_body
 
 __all__ = [
     "AmbiguousDeliveryError",
@@ -47,6 +49,21 @@ class Outgoing:
     # The last instant the text is worth arriving (its deadline): the provider may drop it
     # from its queue after that (Twilio's ValidityPeriod). None: no limit.
     deadline: datetime | None = None
+    # For a lookup: ``body_digest`` of the words an earlier attempt handed the provider,
+    # which may differ from ``body`` now (None: match on ``body``). See ``same_words``.
+    sent_digest: str | None = None
+
+    def same_words(self, provider_body: str) -> bool:
+        """Whether a message the provider holds with ``provider_body`` has this text's
+        words, as an earlier attempt sent them."""
+        if self.sent_digest is not None:
+            return hmac.compare_digest(body_digest(self.event_id, provider_body), self.sent_digest)
+        return bool(self.body) and normalise_body(provider_body) == normalise_body(self.body)
+
+    @property
+    def matchable(self) -> bool:
+        """Whether a lookup has words to match on (never guess "not sent" without them)."""
+        return self.sent_digest is not None or bool(self.body)
 
 
 class DeliveryError(HearthError):

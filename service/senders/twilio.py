@@ -140,9 +140,8 @@ class TwilioSender:
         date_sent is empty): the messages sent since ``since``'s day, then the newest
         messages to the number whatever their state, matched on creation time and body.
         """
-        if not text.to or not text.body:
+        if not text.to or not text.matchable:
             return Lookup.UNKNOWN  # nothing to match on: never guess "not sent"
-        body = normalise_body(text.body)
         # The library writes the datetime's own fields with a Z: it must be UTC already.
         floor = (since - LOOKUP_SLACK).astimezone(UTC)
         try:
@@ -154,7 +153,9 @@ class TwilioSender:
                     created = message.date_created
                     if str(message.sid) in exclude:
                         continue  # another send's text with the same words
-                    if message.body == body and (created is None or created >= floor):
+                    if text.same_words(message.body or "") and (
+                        created is None or created >= floor
+                    ):
                         return SentBefore(str(message.sid))
         except TwilioException as e:
             log.warning("cannot list Twilio's messages: %s", delivery_error(e))

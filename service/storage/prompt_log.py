@@ -32,8 +32,10 @@ one conditional ``UPDATE`` of a stale pending row; the database's unique key and
 decide, on SQLite and PostgreSQL alike. Time is always an argument (aware; stored in UTC):
 this module never reads the clock.
 
-No message body and no phone number is stored; error texts are stored with phone numbers
-masked, since providers quote the number they refused.
+No message body and no phone number is stored, only a digest of the words each attempt
+handed the provider (``body_digest``: an unknown send is looked up by the words it went
+out with, which may not be the words it would have now). Error texts are stored with
+phone numbers masked, since providers quote the number they refused.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sqlalchemy import Connection, Engine, Row, func, or_, select, update
 from sqlalchemy.sql.dml import Insert
 
 from service.domain.delivery import DeliveryStatus
+from service.domain.segments import body_digest
 from service.domain.sends import PlannedSend
 from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
@@ -106,13 +109,15 @@ class Prompt:
     partner: str  # the partner's key
     purpose: str  # "prompt", "reminder-2d", …
     due_at: datetime  # aware; when the schedule says
+    body_digest: str | None = None  # of the words a claim is about to send (not the words)
 
     def __post_init__(self) -> None:
         _require_aware(self.due_at, "due_at")
 
     @classmethod
     def from_planned(cls, send: PlannedSend) -> Prompt:
-        """The log's view of a planned send: its identity and due time, not its body."""
+        """The log's view of a planned send: its identity, due time and the digest of its
+        words, not the words."""
         return cls(
             event_id=send.event_id,
             occurrence_id=send.occurrence_id,
@@ -121,6 +126,7 @@ class Prompt:
             partner=send.partner,
             purpose=str(send.purpose),
             due_at=send.due.astimezone(UTC),
+            body_digest=body_digest(send.event_id, send.body),
         )
 
 
@@ -148,6 +154,7 @@ class PromptRecord:
     delivery_code: int | None = None  # the provider's error code with it
     delivery_at: datetime | None = None
     segments: int | None = None
+    body_digest: str | None = None  # of the words the last attempt handed the provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +198,16 @@ class PromptLog:
             # RETURNING yields the new row's id, or nothing when the event id already exists.
             if conn.execute(self._insert_pending(conn, prompt, now)).first() is not None:
                 return Claim.NEW
-            for outcome, free in (
+            # A released claim sent nothing: the digest becomes the words about to go out.
+            # A taken-over or rechecked one may have sent: its digest stays, for the lookup.
+            words = {"body_digest": prompt.body_digest} if prompt.body_digest else {}
+            for outcome, free, values in (
                 (Claim.RECLAIMED, (PromptRow.state == PromptState.PENDING)
-                 & PromptRow.claimed_at.is_(None)),
+                 & PromptRow.claimed_at.is_(None), words),
                 (Claim.TAKEN_OVER, (PromptRow.state == PromptState.PENDING)
-                 & (PromptRow.claimed_at < now - self.lease)),
+                 & (PromptRow.claimed_at < now - self.lease), {}),
                 (Claim.RECHECK, (PromptRow.state == PromptState.UNKNOWN)
-                 & (PromptRow.updated_at < now - self.recheck_after)),
+                 & (PromptRow.updated_at < now - self.recheck_after), {}),
             ):  # fmt: skip
                 taken = conn.execute(
                     update(PromptRow)
@@ -207,11 +217,22 @@ class PromptLog:
                         claimed_at=now,
                         attempts=PromptRow.attempts + 1,
                         updated_at=now,
+                        **values,
                     )
                 )
                 if taken.rowcount == 1:
                     return outcome
             return Claim.NOT_CLAIMED
+
+    def note_words(self, event_id: str, digest: str) -> None:
+        """Record ``digest`` as the words the held claim of ``event_id`` is about to send
+        (after a lookup found no earlier attempt's text, the words may be new)."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(PromptRow)
+                .where(PromptRow.event_id == event_id, PromptRow.state == PromptState.PENDING)
+                .values(body_digest=digest)
+            )
 
     def takeover_at(self, claimed_at: datetime) -> datetime:
         """The first instant a claim taken at ``claimed_at`` may be taken over: when a send
@@ -476,6 +497,7 @@ class PromptLog:
             "claimed_at": now if claimed else None,
             "attempts": 1 if claimed else 0,
             "retry_at": retry_at,
+            "body_digest": prompt.body_digest,
             "created_at": now,
             "updated_at": now,
         }
@@ -507,6 +529,7 @@ def _record(row: PromptRow | Row[Any]) -> PromptRecord:
         delivery_code=row.delivery_code,
         delivery_at=row.delivery_at,
         segments=row.segments,
+        body_digest=row.body_digest,
     )
 
 

@@ -135,12 +135,16 @@ class FakeProvider:
         if self.unreadable_lookups > 0:
             self.unreadable_lookups -= 1
             return Lookup.UNKNOWN
-        if not text.to or not text.body:
+        if not text.to or not text.matchable:
             return Lookup.UNKNOWN  # as TwilioSender: nothing to match on, never guess
-        body, floor = normalise_body(text.body), since - LOOKUP_SLACK
+        floor = since - LOOKUP_SLACK
         for message in reversed(self.messages):  # Twilio lists the newest first
             if message.sid in exclude:
                 continue  # recorded for another send with the same words, as TwilioSender
-            if message.to == text.to and message.body == body and message.created_at >= floor:
+            if (
+                message.to == text.to
+                and text.same_words(message.body)
+                and message.created_at >= floor
+            ):
                 return SentBefore(message.sid)
         return Lookup.NOT_SENT

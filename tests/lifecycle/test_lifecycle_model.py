@@ -1508,7 +1508,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             couple_id, person = BY_PHONE[line["to"]]
             if (
                 row.state is not PromptState.SENT
-                and self.model.phones[couple_id][person] != (line["to"])
+                and self.model.phones[couple_id][person.key] != (line["to"])
             ):
                 # The lookup asks by the number the file gives now, not the one the text
                 # went to (the log keeps no numbers): recorded as not sent, though it was.

@@ -26,6 +26,7 @@ from service.domain.clock import ManualClock
 from service.domain.couples import Couple, Partner
 from service.domain.delivery import DeliveryStatus
 from service.domain.events import Purpose, SendId
+from service.domain.segments import body_digest
 from service.domain.sends import planned_sends
 from service.domain.summaries import summary_at
 from service.replying import ReplyHandler
@@ -497,3 +498,65 @@ def test_a_resend_lost_in_a_5xx_is_not_taken_for_the_text_it_repeats(engine: Eng
     assert row is not None
     assert row.provider_id != first.provider_id, "the resend took the first text's sid"
     assert [m.event_id for m in provider.messages] == [send.event_id, str(again)]
+
+
+def test_a_text_whose_words_changed_after_a_timeout_is_found_by_the_words_it_went_out_with(
+    engine: Engine,
+) -> None:
+    """Sam's weekly summary ("check-in 0/5") was taken by Twilio, but the answer timed out,
+    so it was recorded unknown. By its recheck one more check-in had been missed, and the
+    lookup asked for "check-in 0/6": no such message, so the summary went out a second time
+    (the model: "alex-sam/_week/20260330/summary/sam was sent twice"). Any text's words can
+    change between attempts (the other partner renamed in the file, here); the lookup matches on
+    the words the earlier attempt sent."""
+    before = couple({"kind": "check_in"})
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    send = planned_sends(before, start, start + timedelta(days=1))[0]
+    clock = ManualClock(send.at)
+    path, prompts, provider = _provider_path(engine, before, clock)
+    provider.next_send = SendFault.TIMEOUT
+    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
+    renamed = [
+        {"name": "Alex", "phone": "+15550000001"},
+        {"name": "Sammy", "phone": "+15550000002"},
+    ]
+    after = couple({"kind": "check_in"}, partners=renamed)
+    path._couples = Couples({after.id: after})  # the file was edited since
+    clock.advance(timedelta(minutes=1, seconds=1))
+    result = path.handle(SendRequest(send.id, send.due))  # the recheck
+    assert len(provider.messages) == 1, "sent again with its new words"
+    assert result.outcome is Outcome.SENT
+    row = prompts.get(send.event_id)
+    assert row is not None
+    assert row.provider_id == provider.messages[0].sid
+
+
+def test_a_text_first_lost_in_a_5xx_is_recorded_with_the_words_it_finally_went_out_with(
+    engine: Engine,
+) -> None:
+    """The other way round: the first attempt's 5xx came before Twilio stored it, the words
+    changed, the recheck found nothing and sent the new words. A crash right after that
+    send must be looked up by the new words, not the first attempt's."""
+    before = couple({"kind": "check_in"})
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    send = planned_sends(before, start, start + timedelta(days=1))[0]
+    clock = ManualClock(send.at)
+    path, prompts, provider = _provider_path(engine, before, clock)
+    provider.next_send = SendFault.FAIL_BEFORE
+    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
+    renamed = [
+        {"name": "Alex", "phone": "+15550000001"},
+        {"name": "Sammy", "phone": "+15550000002"},
+    ]
+    after = couple({"kind": "check_in"}, partners=renamed)
+    path._couples = Couples({after.id: after})
+    clock.advance(timedelta(minutes=1, seconds=1))
+    provider.next_send = SendFault.TIMEOUT
+    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
+    clock.advance(timedelta(minutes=1, seconds=1))
+    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.SENT
+    assert len(provider.messages) == 1
+    assert "Sammy" in provider.messages[0].body
+    row = prompts.get(send.event_id)
+    assert row is not None
+    assert row.body_digest == body_digest(send.event_id, provider.messages[0].body)
