@@ -49,7 +49,7 @@ from service.domain.occurrences import Occurrence, find_occurrence, ritual_occur
 from service.domain.progress import State, streak, streak_phrase
 from service.domain.replies import Reply, Verb, WhenNotUnderstood, parse_reply, parse_when
 from service.domain.reveals import reveal_sends
-from service.domain.segments import body_digest
+from service.domain.segments import words_digest
 from service.domain.sends import extra_send
 from service.domain.wallclock import resolve
 from service.senders import Outgoing
@@ -510,7 +510,7 @@ class ReplyHandler:
         )
         prompt = Prompt(
             event_id, outgoing.occurrence_id, outgoing.couple, "", outgoing.partner,
-            "confirmation", record.received_at, body_digest(event_id, text),
+            "confirmation", record.received_at, words_digest(event_id, text),
         )  # fmt: skip
         claim = self._prompts.claim(prompt, now)
         if not claim:

@@ -32,7 +32,7 @@ from service.domain.delivery import policy_for
 from service.domain.events import PurposeKind, SendId, parse_send_id
 from service.domain.kinds import Completion
 from service.domain.reveals import find_reveal
-from service.domain.segments import body_digest, normalise_body, segments
+from service.domain.segments import normalise_body, segments, words_digest
 from service.domain.sends import PlannedSend, find_send
 from service.senders import (
     AmbiguousDeliveryError,
@@ -541,9 +541,9 @@ def reconcile_taken_over(
             Outcome.SENT, "sent by an earlier attempt", provider_id=record.provider_id
         )
     since = record.created_at if record is not None else now
-    if record is not None and record.body_digest is not None:
+    if record is not None and record.words_digest is not None:
         # Matched on the words the earlier attempt sent, which may not be today's.
-        text = replace(text, sent_digest=record.body_digest)
+        text = replace(text, sent_digest=record.words_digest)
     # Other sends to this partner with the same words (a snooze, a resend, a fire repeat
     # the prompt) are not this one: their recorded messages are left out of the match.
     others = prompts.provider_ids(text.couple, text.partner, since - OTHERS_LOOKBACK)
@@ -560,7 +560,7 @@ def reconcile_taken_over(
     if planned and text.body:
         # Not sent before: what goes out next is today's words, and a later lookup must
         # know them.
-        prompts.note_words(text.event_id, body_digest(text.event_id, text.body))
+        prompts.note_words(text.event_id, words_digest(text.event_id, text.body))
     return None
 
 

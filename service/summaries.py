@@ -19,7 +19,7 @@ from service.domain.deadlines import Grace
 from service.domain.events import WEEK, Purpose, SendId, week_occurrence_id
 from service.domain.kinds import Completion
 from service.domain.progress import Cell, Span, State, cells, current_streak, unit
-from service.domain.segments import body_digest
+from service.domain.segments import words_digest
 from service.domain.summaries import RitualWeek, summary_at, summary_text, week_bounds
 from service.senders import Outgoing
 from service.sending import (
@@ -150,7 +150,7 @@ class WeeklySummaries:
         # This week's words now; a lookup after an ambiguous failure matches the words
         # that attempt sent (the counts can change by the recheck).
         prompt = Prompt(event_id, occ_id, couple.id, WEEK, partner.key, "summary", at,
-                        body_digest(event_id, text))  # fmt: skip
+                        words_digest(event_id, text))  # fmt: skip
         outgoing = Outgoing(event_id, occ_id, couple.id, WEEK, partner.key, partner.phone, text,
                             deadline)  # fmt: skip
         claim = self._prompts.claim(prompt, now)

@@ -16,11 +16,11 @@ from typing import Literal
 __all__ = [
     "SEGMENT_WARNING",
     "Cost",
-    "body_digest",
     "cost",
     "is_gsm7",
     "normalise_body",
     "segments",
+    "words_digest",
 ]
 
 SEGMENT_WARNING = 2  # more segments than this, and ``hearth validate`` warns
@@ -40,7 +40,7 @@ def normalise_body(body: str) -> str:
     return body.translate(_ASCII_PUNCTUATION)
 
 
-def body_digest(event_id: str, body: str) -> str:
+def words_digest(event_id: str, body: str) -> str:
     """What identifies the words ``body`` handed to the provider for ``event_id``, without
     keeping them: SHA-256 over the event id and the normalised body (64 hex digits).
 

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Protocol
 
 from service.domain.errors import HearthError
-from service.domain.segments import body_digest, normalise_body
+from service.domain.segments import normalise_body, words_digest
 
 __all__ = [
     "AmbiguousDeliveryError",
@@ -49,7 +49,7 @@ class Outgoing:
     # The last instant the text is worth arriving (its deadline): the provider may drop it
     # from its queue after that (Twilio's ValidityPeriod). None: no limit.
     deadline: datetime | None = None
-    # For a lookup: ``body_digest`` of the words an earlier attempt handed the provider,
+    # For a lookup: ``words_digest`` of the words an earlier attempt handed the provider,
     # which may differ from ``body`` now (None: match on ``body``). See ``same_words``.
     sent_digest: str | None = None
 
@@ -57,7 +57,7 @@ class Outgoing:
         """Whether a message the provider holds with ``provider_body`` has this text's
         words, as an earlier attempt sent them."""
         if self.sent_digest is not None:
-            return hmac.compare_digest(body_digest(self.event_id, provider_body), self.sent_digest)
+            return hmac.compare_digest(words_digest(self.event_id, provider_body), self.sent_digest)
         return bool(self.body) and normalise_body(provider_body) == normalise_body(self.body)
 
     @property

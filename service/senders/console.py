@@ -33,7 +33,8 @@ class ConsoleSender:
     def send(self, text: Outgoing, now: datetime) -> str:
         provider_id = f"console-{uuid.uuid4().hex}"
         fields = asdict(text)
-        del fields["deadline"]  # a provider's queueing limit: nothing for the outbox to say
+        # A provider's queueing limit and a lookup's key: nothing for the outbox to say.
+        del fields["deadline"], fields["sent_digest"]
         record = fields | {"sent_at": now.isoformat(), "id": provider_id}
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:

@@ -144,8 +144,8 @@ class PromptRow(Base):
     delivery_code: Mapped[int | None] = mapped_column(Integer)
     delivery_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     segments: Mapped[int | None] = mapped_column(Integer)  # SMS segments the text took
-    # ``body_digest`` of the words the last attempt handed (or may have handed) the provider.
-    body_digest: Mapped[str | None] = mapped_column(Text)
+    # ``words_digest`` of the words the last attempt handed (or may have handed) the provider.
+    words_digest: Mapped[str | None] = mapped_column(Text)
 
 
 class PartnerRow(Base):

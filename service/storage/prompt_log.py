@@ -33,7 +33,7 @@ decide, on SQLite and PostgreSQL alike. Time is always an argument (aware; store
 this module never reads the clock.
 
 No message body and no phone number is stored, only a digest of the words each attempt
-handed the provider (``body_digest``: an unknown send is looked up by the words it went
+handed the provider (``words_digest``: an unknown send is looked up by the words it went
 out with, which may not be the words it would have now). Error texts are stored with
 phone numbers masked, since providers quote the number they refused.
 """
@@ -50,7 +50,7 @@ from sqlalchemy import Connection, Engine, Row, func, or_, select, update
 from sqlalchemy.sql.dml import Insert
 
 from service.domain.delivery import DeliveryStatus
-from service.domain.segments import body_digest
+from service.domain.segments import words_digest
 from service.domain.sends import PlannedSend
 from service.storage.engine import insert, make_session_factory, translated, writing
 from service.storage.models import PromptRow, PromptState
@@ -109,7 +109,7 @@ class Prompt:
     partner: str  # the partner's key
     purpose: str  # "prompt", "reminder-2d", …
     due_at: datetime  # aware; when the schedule says
-    body_digest: str | None = None  # of the words a claim is about to send (not the words)
+    words_digest: str | None = None  # of the words a claim is about to send (not the words)
 
     def __post_init__(self) -> None:
         _require_aware(self.due_at, "due_at")
@@ -126,7 +126,7 @@ class Prompt:
             partner=send.partner,
             purpose=str(send.purpose),
             due_at=send.due.astimezone(UTC),
-            body_digest=body_digest(send.event_id, send.body),
+            words_digest=words_digest(send.event_id, send.body),
         )
 
 
@@ -154,7 +154,7 @@ class PromptRecord:
     delivery_code: int | None = None  # the provider's error code with it
     delivery_at: datetime | None = None
     segments: int | None = None
-    body_digest: str | None = None  # of the words the last attempt handed the provider
+    words_digest: str | None = None  # of the words the last attempt handed the provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,7 @@ class PromptLog:
                 return Claim.NEW
             # A released claim sent nothing: the digest becomes the words about to go out.
             # A taken-over or rechecked one may have sent: its digest stays, for the lookup.
-            words = {"body_digest": prompt.body_digest} if prompt.body_digest else {}
+            words = {"words_digest": prompt.words_digest} if prompt.words_digest else {}
             for outcome, free, values in (
                 (Claim.RECLAIMED, (PromptRow.state == PromptState.PENDING)
                  & PromptRow.claimed_at.is_(None), words),
@@ -231,7 +231,7 @@ class PromptLog:
             conn.execute(
                 update(PromptRow)
                 .where(PromptRow.event_id == event_id, PromptRow.state == PromptState.PENDING)
-                .values(body_digest=digest)
+                .values(words_digest=digest)
             )
 
     def takeover_at(self, claimed_at: datetime) -> datetime:
@@ -497,7 +497,7 @@ class PromptLog:
             "claimed_at": now if claimed else None,
             "attempts": 1 if claimed else 0,
             "retry_at": retry_at,
-            "body_digest": prompt.body_digest,
+            "words_digest": prompt.words_digest,
             "created_at": now,
             "updated_at": now,
         }
@@ -529,7 +529,7 @@ def _record(row: PromptRow | Row[Any]) -> PromptRecord:
         delivery_code=row.delivery_code,
         delivery_at=row.delivery_at,
         segments=row.segments,
-        body_digest=row.body_digest,
+        words_digest=row.words_digest,
     )
 
 

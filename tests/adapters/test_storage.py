@@ -129,7 +129,7 @@ def test_prompt_table_holds_no_phone_number_and_no_message_body(engine: Engine) 
         "id", "event_id", "occurrence_id", "couple", "ritual", "partner", "purpose", "state",
         "due_at", "claimed_at", "attempts", "retry_at", "sent_at", "provider_id", "error",
         "created_at", "updated_at", "delivery_status", "delivery_code", "delivery_at",
-        "segments",
+        "segments", "words_digest",
     }  # fmt: skip
     forbidden = ("body", "text", "message", "phone", "number", "to", "from")
     assert [c for c in columns if any(word in c.split("_") for word in forbidden)] == []

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from service.storage import migrate
-from tests.faults.processes import Fleet, hearth_env
+from tests.faults.processes import Fleet, daytime_offset_s, hearth_env
 from tests.twilio_fake import TwilioFake
 from tests.waiting import wait_for
 from tests.web_server import free_port
@@ -60,7 +60,7 @@ def test_logs_metrics_and_readiness_through_the_processes(
     fake = twilio_fake
     env = hearth_env(
         config=config, data=tmp_path / "var", outbox=tmp_path / "outbox.jsonl",
-        redis_url=redis_url, database_url=database_url, offset_s=0.0,
+        redis_url=redis_url, database_url=database_url, offset_s=daytime_offset_s(),
         TWILIO_ACCOUNT_SID=fake.account_sid, TWILIO_AUTH_TOKEN=fake.auth_token,
         TWILIO_FROM=FROM, HEARTH_TWILIO_API_URL=fake.url, HEARTH_PUBLIC_URL=base,
         HEARTH_LOG_FORMAT="json",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.faults.processes import daytime_offset_s
+
 HEARTH = Path(sys.executable).with_name("hearth")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +56,7 @@ def test_run_serves_health_sends_a_fired_prompt_and_stops_everything(tmp_path: P
         "HEARTH_DATA_DIR": str(tmp_path / "var"),
         "HEARTH_CONFIG_DIR": str(config),
         "HEARTH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "HEARTH_CLOCK_OFFSET_S": repr(daytime_offset_s()),
     }
     log = (tmp_path / "run.log").open("w")
     run = subprocess.Popen(
@@ -117,7 +120,8 @@ def test_run_on_its_own_port_is_found_by_reply_feed_urls_and_fire(tmp_path: Path
         for k, v in os.environ.items()
         if not k.startswith("HEARTH_") and k not in ("REDIS_URL", "DATABASE_URL")
     }
-    env |= {"HEARTH_DATA_DIR": str(tmp_path / "var"), "HEARTH_CONFIG_DIR": str(config)}
+    env |= {"HEARTH_DATA_DIR": str(tmp_path / "var"), "HEARTH_CONFIG_DIR": str(config),
+            "HEARTH_CLOCK_OFFSET_S": repr(daytime_offset_s())}  # fmt: skip
     run_file = tmp_path / "var" / "run.json"
     log = (tmp_path / "run.log").open("w")
     run = subprocess.Popen(

@@ -106,6 +106,15 @@ def clock_offset(due: datetime, lead_s: float) -> float:
     return (due - datetime.now(UTC)).total_seconds() - lead_s
 
 
+def daytime_offset_s(hour: int = 12) -> float:
+    """The ``HEARTH_CLOCK_OFFSET_S`` under which the processes' clock reads today's ``hour``
+    o'clock UTC: an afternoon in Berlin, where the example couple Alex and Sam keep quiet
+    hours at night. A test that fires a text to them must not depend on the hour the suite
+    runs at (run at 23:00 in Berlin, the text waits for the morning)."""
+    now = datetime.now(UTC)
+    return (now.replace(hour=hour, minute=0, second=0, microsecond=0) - now).total_seconds()
+
+
 def next_due(at: time_of_day, lead_s: float, zone: str = ZONE) -> tuple[datetime, float]:
     """The next instant at wall time ``at`` that leaves the processes ``lead_s`` seconds to
     start, and the ``HEARTH_CLOCK_OFFSET_S`` under which it comes ``lead_s`` from now."""

@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from tests.faults.processes import daytime_offset_s
 from tests.waiting import outbox_lines, wait_for
 from tests.web_server import free_port
 
@@ -163,7 +164,8 @@ def _hearth_run(tmp_path: Path) -> Iterator[Running]:
         for k, v in os.environ.items()
         if not k.startswith(("HEARTH_", "TWILIO_")) and k not in ("REDIS_URL", "DATABASE_URL")
     }
-    env |= {"HEARTH_DATA_DIR": str(data_dir), "HEARTH_CONFIG_DIR": str(config)}
+    env |= {"HEARTH_DATA_DIR": str(data_dir), "HEARTH_CONFIG_DIR": str(config),
+            "HEARTH_CLOCK_OFFSET_S": repr(daytime_offset_s())}  # fmt: skip
     port = free_port()
     log = tmp_path / "run.log"
     with log.open("wb") as out:

@@ -26,7 +26,7 @@ from service.domain.clock import ManualClock
 from service.domain.couples import Couple, Partner
 from service.domain.delivery import DeliveryStatus
 from service.domain.events import Purpose, SendId
-from service.domain.segments import body_digest
+from service.domain.segments import words_digest
 from service.domain.sends import planned_sends
 from service.domain.summaries import summary_at
 from service.replying import ReplyHandler
@@ -559,4 +559,4 @@ def test_a_text_first_lost_in_a_5xx_is_recorded_with_the_words_it_finally_went_o
     assert "Sammy" in provider.messages[0].body
     row = prompts.get(send.event_id)
     assert row is not None
-    assert row.body_digest == body_digest(send.event_id, provider.messages[0].body)
+    assert row.words_digest == words_digest(send.event_id, provider.messages[0].body)

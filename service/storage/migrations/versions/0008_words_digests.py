@@ -3,7 +3,7 @@
 Revision ID: 0008
 Revises: 0007
 
-``prompts.body_digest`` is ``body_digest(event_id, body)`` of the text at its last attempt:
+``prompts.words_digest`` is ``words_digest(event_id, body)`` of the text at its last attempt:
 an unknown send is looked up at the provider by the words it was sent with, which may
 differ from the words it would have now (a summary that counts one more day). A digest,
 never the body. Only adds a nullable column: an older version still running beside it
@@ -23,9 +23,9 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("prompts") as batch:
-        batch.add_column(sa.Column("body_digest", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("words_digest", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("prompts") as batch:
-        batch.drop_column("body_digest")
+        batch.drop_column("words_digest")
