@@ -31,12 +31,10 @@ from service.domain.errors import HearthError
 from service.domain.events import Purpose
 from service.domain.occurrences import ritual_occurrences
 from service.domain.sends import extra_send, planned_sends
-from service.embedded_redis import EmbeddedRedis
-from service.inbound import REPLIES_QUEUE
-from service.scheduler.planner import PROMPTS_QUEUE
 from service.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from service.embedded_redis import EmbeddedRedis
     from service.runtime import Runtime
 from service.supervision import Child, HearthCommand, RedisServer, Supervisor
 
@@ -66,6 +64,8 @@ def run(
         if settings.redis_url:
             url = settings.redis_url
         else:
+            from service.embedded_redis import EmbeddedRedis  # noqa: PLC0415
+
             embedded = EmbeddedRedis(data_dir)
             url = embedded.start(lifeline=True)
             tiers.append([RedisServer(embedded)])
@@ -141,10 +141,15 @@ def worker(
     env = dict(os.environ)
     if not settings.redis_url:
         # Resolve the embedded server once here, so every worker process shares it.
+        from service.embedded_redis import EmbeddedRedis  # noqa: PLC0415
+
         env["REDIS_URL"] = EmbeddedRedis(settings.data_dir.resolve()).start()
     # `python -m workers` is `dramatiq` with Hearth's log lines in its main process too.
     args = [sys.executable, "-m", "workers", "workers.main"]
     args += ["--processes", str(processes), "--threads", str(threads)]
+    from service.inbound import REPLIES_QUEUE  # noqa: PLC0415
+    from service.scheduler.planner import PROMPTS_QUEUE  # noqa: PLC0415
+
     args += ["--queues", PROMPTS_QUEUE, REPLIES_QUEUE]
     # Dramatiq's default is 10 minutes, and a message whose ack cannot reach Redis (Redis
     # gone with its `hearth run`) keeps a worker stopping until then. Below `hearth run`'s
@@ -287,6 +292,8 @@ def _migrate(settings: Settings) -> None:
 def _running_embedded(settings: Settings) -> str:
     from redis import Redis  # noqa: PLC0415
     from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from service.embedded_redis import EmbeddedRedis  # noqa: PLC0415
 
     server = EmbeddedRedis(settings.data_dir.resolve())
     try:

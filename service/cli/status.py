@@ -16,7 +16,6 @@ import typer
 from service import running
 from service.cli.serve import settings_or_exit
 from service.domain.delivery import policy_for
-from service.runtime import Runtime
 
 if TYPE_CHECKING:
     from service.domain.couples import Couple, Partner
@@ -43,6 +42,8 @@ def status(
         typer.echo(f"error: no couple {couple!r} in {settings.config_dir} (couples: {known})",
                    err=True)  # fmt: skip
         raise typer.Exit(1)
+    from service.runtime import Runtime  # noqa: PLC0415  (a second of imports: not for --help)
+
     runtime = Runtime(settings)
     try:
         now = runtime.clock.now()
