@@ -17,10 +17,10 @@ import io
 import json
 import os
 import tarfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -102,7 +102,7 @@ def write_archive(path: Path, manifest: Manifest, members: Mapping[str, Path]) -
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             data = manifest.to_json()
             info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            info.size, info.mode, info.mtime = len(data), 0o600, _epoch(manifest.created_at)
             tar.addfile(info, io.BytesIO(data))
             for name, source in members.items():
                 _check_name(name, path)
@@ -181,6 +181,10 @@ def _check_name(name: str, archive: Path) -> None:
     known = name in _FILES or (len(pure.parts) >= 2 and pure.parts[0] in _TOPS)
     if not (inside and known):
         raise BackupError(f"{archive}: member {name!r} is not part of a Hearth backup")
+
+
+def _epoch(instant: str) -> int:
+    return int(datetime.fromisoformat(instant).timestamp())
 
 
 def _private(info: tarfile.TarInfo) -> tarfile.TarInfo:
