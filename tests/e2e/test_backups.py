@@ -63,33 +63,31 @@ def test_a_restored_service_serves_every_feed_and_sends_nothing_twice(
         )  # fmt: skip
 
     def hearth(run_env: dict[str, str], *args: str) -> str:
-        done = subprocess.run(
-            [str(HEARTH), *args], env=run_env, cwd=tmp_path, capture_output=True, text=True,
-            timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, f"hearth {' '.join(args)}: {done.stdout}{done.stderr}"
-        return done.stdout
+        return _end(_begin(tmp_path, run_env, *args))
 
     first = env("a", config, redis_server.url)
     migrate(first["DATABASE_URL"])  # as `hearth migrate` would, without another start-up
     with Fleet(_directory(tmp_path / "logs-a"), first) as fleet:
         fleet.start("web", [str(HEARTH), "web", "--port", str(port)])
         fleet.worker()
+        # While the service starts: `fire` waits for its texts, `feed urls` publishes.
+        firing = _begin(tmp_path, first, "fire", "couple-000", "check_in", "--wait", "30")
+        listing = _begin(tmp_path, first, "feed", "urls")
+        assert _end(firing).splitlines()[-2:] == ["sent to Alex", "sent to Sam"]
+        urls = [line.split()[-1] for line in _end(listing).splitlines()
+                if line.split()[0] == "http:"]  # fmt: skip
+        assert len(urls) == 2
         wait_for(lambda: _status(f"{base}/healthz") == 200, SETTLE_S, "/healthz", detail=fleet.logs)
-        fired = hearth(first, "fire", "couple-000", "check_in", "--wait", "30")
-        assert fired.splitlines()[-2:] == ["sent to Alex", "sent to Sam"]
         outbox = tmp_path / "a" / "outbox.jsonl"
         _, status, _ = post_reply(_settings(first), "+491510000002", "DONE lovely chat")
         assert status == 200
         wait_for(lambda: len(outbox_lines(outbox)) == 3, SETTLE_S, "the confirmation")
-        urls = [line.split()[-1] for line in hearth(first, "feed", "urls").splitlines()
-                if line.split()[0] == "http:"]  # fmt: skip
-        assert len(urls) == 2
         wait_for(lambda: all(_status(u) == 200 for u in urls), SETTLE_S, "the feeds to serve")
         said = hearth(first, "backup", str(archive))
         assert "the sqlite database" in said
         assert "outbox" in said
         before = Counter(json.loads(line)["event_id"] for line in outbox_lines(outbox))
+        _kill(fleet)  # the old machine is gone; nothing of it is needed again
     assert len(before) == 3  # two prompts, a confirmation
     assert set(before.values()) == {1}
 
@@ -109,11 +107,31 @@ def test_a_restored_service_serves_every_feed_and_sends_nothing_twice(
             for url in urls:
                 assert httpx.get(url, timeout=10).text.startswith("BEGIN:VCALENDAR")
             assert fleet.died() == {}, fleet.logs()
+            _kill(fleet)
     after = Counter(
         json.loads(line)["event_id"] for line in outbox_lines(tmp_path / "b" / "outbox.jsonl")
     )
     assert {e: n for e, n in after.items() if n > 1} == {}, "sent twice"
     assert set(after) == set(before)
+
+
+def _begin(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(HEARTH), *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _end(process: subprocess.Popen[str]) -> str:
+    """What the command printed; it must have succeeded."""
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, f"{' '.join(map(str, process.args))}: {out}{err}"  # type: ignore[arg-type]
+    return out
+
+
+def _kill(fleet: Fleet) -> None:
+    for name in fleet.running():
+        fleet.kill(name)
 
 
 def _settings(env: dict[str, str]) -> Settings:
