@@ -178,7 +178,9 @@ def read_archive(path: Path) -> Iterator[OpenArchive]:
 def _check_name(name: str, archive: Path) -> None:
     pure = PurePosixPath(name)
     inside = not pure.is_absolute() and ".." not in pure.parts and "" not in pure.parts
-    known = name in _FILES or (len(pure.parts) >= 2 and pure.parts[0] in _TOPS)
+    # Only config/ has subdirectories; the database and the data dir's files are one level.
+    depth_ok = len(pure.parts) >= 2 if pure.parts[:1] == ("config",) else len(pure.parts) == 2
+    known = name in _FILES or (depth_ok and pure.parts[0] in _TOPS)
     if not (inside and known):
         raise BackupError(f"{archive}: member {name!r} is not part of a Hearth backup")
 

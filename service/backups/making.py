@@ -51,6 +51,9 @@ def backup(settings: Settings, path: Path) -> Made:
         raise BackupError(f"{path} already exists: a backup never overwrites; name a new file")
     if not path.parent.is_dir():
         raise BackupError(f"{path.parent}: no such directory to write {path.name} in")
+    if path.resolve().is_relative_to(settings.data_dir.resolve()):
+        # The next backup would hold this one, and a restore needs an empty data dir.
+        raise BackupError(f"{path} is inside the data dir {settings.data_dir}: write it elsewhere")
     database = database_at(settings.log_url)
     sqlite = database.path if isinstance(database, SqliteDatabase) else None
     with tempfile.TemporaryDirectory(prefix="hearth-backup-") as scratch:

@@ -181,6 +181,8 @@ def test_restore_refuses_a_target_that_is_not_fresh_and_writes_nothing(
          "is a 'hearth-backup/9' archive; this Hearth reads hearth-backup/1"),
         ({"hearth-backup.json": b"{}", "../../etc/cron.d/x": b"x"},
          "member '../../etc/cron.d/x' is not part of a Hearth backup"),
+        ({"hearth-backup.json": b"{}", "data/redis/x": b"x"},
+         "member 'data/redis/x' is not part of a Hearth backup"),
     ],
 )  # fmt: skip
 def test_restore_says_why_a_file_is_not_a_hearth_backup(
@@ -247,6 +249,8 @@ def test_backup_never_overwrites_and_needs_a_database(
     assert (tmp_path / "b.tar.gz").read_text() == "an older backup"
     with pytest.raises(BackupError, match="no-such-dir: no such directory"):
         backup(settings, tmp_path / "no-such-dir" / "b.tar.gz")
+    with pytest.raises(BackupError, match=r"b.tar.gz is inside the data dir .*var: write it"):
+        backup(settings, tmp_path / "var" / "b.tar.gz")
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> None:
