@@ -185,6 +185,8 @@ def test_the_dockerfile_agrees_with_the_compose_file() -> None:
     assert any(w == "RUN" and f"install -d -m 0700 -o {user} -g {user} {data}" in a
                for w, a in instructions)  # fmt: skip
     assert any(w == "RUN" and "postgresql-client" in a for w, a in instructions)  # pg_dump
+    # `.env` holds the secrets: never copied into an image layer.
+    assert ".env" in (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for name, service in _hearth_services(_compose()).items():
         assert service["environment"]["HEARTH_DATA_DIR"] == data, name
         assert service["environment"]["HEARTH_CONFIG_DIR"] == config, name
