@@ -30,7 +30,11 @@ class SettingsInvalid(HearthError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # An empty variable is an unset one: docker-compose.yml passes `${TWILIO_FROM:-}` and the
+    # like, which would otherwise turn on Twilio with empty credentials.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     config_dir: Path = Field(
         default=Path("config/couples"),

@@ -65,3 +65,28 @@ def postgresql_schema() -> Iterator[str]:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def postgresql_database() -> Iterator[str]:
+    """The URL of a new, empty database on DATABASE_URL's server (its ``public`` schema, as a
+    real deployment's), dropped afterwards. For what works on a whole database: a backup
+    restored into another database of the same server."""
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        pytest.skip(POSTGRESQL_MISSING)
+    parsed = make_url(server)
+    if parsed.get_backend_name() != "postgresql":
+        pytest.skip(f"DATABASE_URL is not PostgreSQL: {redact_url(server)}")
+    name = f"hearth_test_{uuid4().hex[:12]}"
+    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield parsed.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.engine.dispose()

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from service.cli import serve
+from service.cli.backups import backup, restore
 from service.cli.dashboard import dashboard_app
 from service.cli.feed import feed_app
 from service.cli.privacy import export, forget, rotate_key, secret_key
@@ -169,6 +170,8 @@ for _command in (
     forget,
     rotate_key,
     secret_key,
+    backup,
+    restore,
 ):
     app.command()(_command)
 app.add_typer(feed_app)

@@ -31,7 +31,7 @@ from service.storage.replies import (
     ReplyRecord,
     Settlement,
 )
-from service.storage.schema import current_revision, head_revision, migrate
+from service.storage.schema import current_revision, head_revision, known_revisions, migrate
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -65,6 +65,7 @@ __all__ = [
     "Unreachable",
     "current_revision",
     "head_revision",
+    "known_revisions",
     "make_engine",
     "make_session_factory",
     "migrate",

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from service.storage.engine import make_engine, writing
 from service.storage.errors import StorageError
 
-__all__ = ["current_revision", "head_revision", "migrate"]
+__all__ = ["current_revision", "head_revision", "known_revisions", "migrate"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Two processes migrating one PostgreSQL database at once take turns on this advisory lock.
@@ -63,6 +63,12 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "the migrations directory holds no revision"
     return head
+
+
+def known_revisions() -> list[str]:
+    """Every revision this code can migrate from, oldest first."""
+    scripts = ScriptDirectory.from_config(_config())
+    return [r.revision for r in reversed(list(scripts.walk_revisions()))]
 
 
 def _config(conn: Connection | None = None) -> Config:

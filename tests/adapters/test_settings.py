@@ -86,3 +86,14 @@ def test_grace_windows_read_friendly_durations(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HEARTH_GRACE_PROMPT", "soon")
     with pytest.raises(SettingsInvalid, match="HEARTH_GRACE_PROMPT: 'soon' is not a duration"):
         load_settings()
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose.yml passes `TWILIO_FROM: ${TWILIO_FROM:-}` and the like."""
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "HEARTH_FEED_SECRET",
+                 "HEARTH_SMS_RATE", "HEARTH_SECRET_KEY", "HEARTH_PUBLIC_URL"):  # fmt: skip
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    assert not settings.twilio_enabled
+    assert (settings.feed_secret, settings.sms_rate, settings.secret_key) == (None, None, None)
+    assert settings.public_url == "http://127.0.0.1:8000"
