@@ -1,14 +1,21 @@
-"""Suite-wide rules: in CI (HEARTH_REQUIRE_ALL_TOOLS=1) a skipped test is a failed test.
+"""Suite-wide rules: in CI (HEARTH_REQUIRE_ALL_TOOLS=1) a skipped test is a failed test;
+tests that run Hearth's processes run one at a time.
 
 A test that needs a tool a fresh machine may lack (Node for the Twilio mock, Chromium,
 PostgreSQL) skips with that reason on a newcomer's machine; CI has them all, so there the
 same skip means something is broken and must fail loudly.
+
+``scripts/test`` runs pytest-xdist workers (``--dist loadgroup``). The tests under
+``tests/e2e`` and ``tests/faults`` start schedulers, workers, web apps and Redis servers and
+wait for them against deadlines: they form one group, run by one worker in turn, so two
+fleets never share the cores, while the other workers take the in-process tests.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +35,12 @@ def pytest_runtest_makereport(
 
 
 pytest_plugins = ["tests.redis_server", "tests.twilio_fake", "tests.twilio_mock"]
+
+TESTS = Path(__file__).resolve().parent
+PROCESS_DIRECTORIES = (TESTS / "e2e", TESTS / "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(d) for d in PROCESS_DIRECTORIES):
+            item.add_marker(pytest.mark.xdist_group("processes"))
