@@ -25,7 +25,7 @@ from service.domain.sends import sends_for
 from service.embedded_redis import EmbeddedRedis
 from service.feeds.publisher import FeedPublisher, feed_key
 from service.feeds.render import feed_occurrences
-from service.feeds.tokens import token_hash
+from service.capabilities import token_hash
 from service.inbound import REPLIES_QUEUE, webhook_token
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
