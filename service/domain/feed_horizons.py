@@ -64,7 +64,7 @@ class Horizons:
     by_ritual: Mapping[str, datetime]
     events: int
     size: int  # bytes, with the overhead
-    fits: bool  # False only when even the 8-week floor breaks a limit
+    kept_floor: bool  # False only when even 8 weeks ahead broke a limit and gave way
 
     def shows(self, candidate: Candidate) -> bool:
         return candidate.start < self.by_ritual[candidate.ritual]
@@ -102,7 +102,8 @@ def feed_horizons(
         return events <= limits.events and size <= limits.size
 
     floor = now + limits.floor
-    if not fits(0, floor):
+    kept_floor = fits(0, floor)
+    if not kept_floor:
         floor = now  # degenerate: see the docstring
     cap = whole
     if not fits(whole, floor):
@@ -113,12 +114,7 @@ def feed_horizons(
             good, bad = (mid, bad) if fits(mid, floor) else (good, mid)
         cap = good
     events, size = totals(cap, floor)
-    return Horizons(
-        {s.ritual: s.horizon(cap, floor, hi) for s in series},
-        events,
-        size,
-        events <= limits.events and size <= limits.size,
-    )
+    return Horizons({s.ritual: s.horizon(cap, floor, hi) for s in series}, events, size, kept_floor)
 
 
 @dataclass(frozen=True, slots=True)
