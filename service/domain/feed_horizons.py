@@ -25,10 +25,21 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
+from service.domain.schedules import Freq
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-__all__ = ["FEED_LIMITS", "Candidate", "FeedLimits", "Horizons", "feed_horizons"]
+    from service.domain.schedules import Recurrence
+
+__all__ = [
+    "FEED_LIMITS",
+    "Candidate",
+    "FeedLimits",
+    "Horizons",
+    "feed_horizons",
+    "most_occurrences",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,36 @@ def feed_horizons(
         cap = good
     events, size = totals(cap, floor)
     return Horizons({s.ritual: s.horizon(cap, floor, hi) for s in series}, events, size, kept_floor)
+
+
+def most_occurrences(rule: Recurrence, span: timedelta) -> int:
+    """An upper bound of the occurrences ``rule`` has in any ``span`` of time, from its shape
+    alone (no clock, no expansion), for checking a couple file when it loads.
+
+    A rule fires at most once per local date, and a span touches at most ``days + 2`` dates
+    (a daylight-saving change can stretch its local end by an hour)."""
+    dates = span.days + 2
+    if rule.freq is Freq.DAILY:
+        bound = -(-dates // rule.interval)
+        if rule.by_day:
+            bound = min(bound, len(rule.by_day) * (dates // 7 + 2))
+    elif rule.freq is Freq.WEEKLY:
+        bound = max(1, len(rule.by_day)) * (dates // (7 * rule.interval) + 2)
+    elif rule.freq is Freq.MONTHLY:
+        if rule.by_set_pos:
+            per_month = len(rule.by_set_pos)
+        elif rule.by_month_day:
+            per_month = len(rule.by_month_day)
+        elif rule.by_day:
+            per_month = sum(5 if nth == 0 else 1 for _, nth in rule.by_day)
+        else:
+            per_month = 1
+        bound = per_month * (dates // (28 * rule.interval) + 2)
+    else:
+        bound = dates  # yearly rules with BYWEEKNO, BYYEARDAY, …: one a date is the bound
+    if rule.count is not None:
+        bound = min(bound, rule.count)
+    return min(bound, dates)
 
 
 @dataclass(frozen=True, slots=True)

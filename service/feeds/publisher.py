@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Protocol, cast
@@ -57,6 +58,8 @@ __all__ = [
     "revoked_key",
     "served_key",
 ]
+
+log = logging.getLogger("hearth.feeds")
 
 # Google Calendar's "From URL" field fails silently above 256 UTF-16 code units.
 GOOGLE_URL_LIMIT = 256
@@ -170,6 +173,13 @@ class FeedPublisher:
         for partner in couple.partners:
             found = shown_to(partner, every)
             feed = published_feed(couple, partner, found, stamps, now=now, limits=self._limits)
+            if not feed.kept_floor:
+                log.warning(
+                    "feed of %s/%s: its calendar rituals' events are too large for 8 weeks "
+                    "within the limits; shown for less",
+                    couple.id,
+                    partner.key,
+                )
             changed += self._store(tokens[partner.key], feed.body, now)
         # Read again: a rotation since the first read must not lose its new feed here.
         current = self._tokens.of_couple(couple.id)

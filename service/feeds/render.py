@@ -98,6 +98,7 @@ class Feed:
     body: bytes
     shown: list[Occurrence]
     horizons: Mapping[str, datetime]  # ritual id -> the first start it no longer shows
+    kept_floor: bool = True  # False: even 8 weeks ahead was over the limits (see the rule)
 
 
 def published_feed(
@@ -118,10 +119,12 @@ def published_feed(
     overhead = len(_assemble(couple, partner, [], events, window))
     pairs = list(zip(candidates, events, strict=True))
     sizes = (Candidate(o.ritual, o.start, len(e.ical)) for o, e in pairs)
-    horizons = feed_horizons(sizes, now, overhead, limits).by_ritual
+    chosen = feed_horizons(sizes, now, overhead, limits)
+    horizons = chosen.by_ritual
     kept = [(o, e) for o, e in pairs if o.start < horizons[o.ritual]]
     shown = [e for _, e in kept]
-    return Feed(_assemble(couple, partner, shown, shown, window), [o for o, _ in kept], horizons)
+    body = _assemble(couple, partner, shown, shown, window)
+    return Feed(body, [o for o, _ in kept], horizons, chosen.kept_floor)
 
 
 def render_feed(

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.feed_horizons import FEED_LIMITS, Candidate, FeedLimits, feed_horizons
-from tests.domain.builders import utc
+from service.domain.errors import CoupleInvalid
+from service.domain.feed_horizons import (
+    FEED_LIMITS,
+    Candidate,
+    FeedLimits,
+    feed_horizons,
+    most_occurrences,
+)
+from service.domain.occurrences import occurrences
+from service.domain.schedules import EXAMPLES
+from tests.domain.builders import couple, utc
 
 NOW = utc(2026, 12, 1, 9, 30)
 LO, HI = FEED_LIMITS.window(NOW)
@@ -30,10 +40,6 @@ def series(name: str, step_h: int, offset_h: int, size: int) -> list[Candidate]:
         out.append(Candidate(name, at, size))
         at += timedelta(hours=step_h)
     return out
-
-
-def ahead(found: list[Candidate], ritual_id: str) -> int:
-    return sum(1 for c in found if c.ritual == ritual_id and c.start >= NOW)
 
 
 @settings(max_examples=150, deadline=None)
@@ -70,34 +76,25 @@ def test_horizons_fit_the_limits_and_cut_the_most_frequent_first(
         mine = [c for c in found if c.ritual == name]
         assert [c for c in mine if c.start < horizon] == [c for c in mine if got.shows(c)]
     cut = {n for n, h in got.by_ritual.items() if h < HI}
-    names = sorted(got.by_ritual)
+    ahead = {n: sum(1 for c in found if c.ritual == n and c.start >= NOW) for n in got.by_ritual}
     for a in cut:
-        # A ritual with at least as many occurrences ahead as a cut one is cut too, and
-        # shows no more ahead than the cut one (or than its own 8 weeks).
-        for b in names:
-            if ahead(found, b) >= ahead(found, a):
+        # A ritual with at least as many occurrences ahead as a cut one is cut too.
+        for b in got.by_ritual:
+            if ahead[b] >= ahead[a]:
                 assert b in cut, f"{a} cut before the more frequent {b}"
     if cut and floor_fits:
         # Only as far as needed: the cap is what the least-shown cut ritual shows ahead, and
         # one more occurrence ahead for every cut ritual would break a limit.
-        cap = min(
-            sum(1 for c in found if c.ritual == n and NOW <= c.start and got.shows(c)) for n in cut
-        )
-        wider = [
+        shown_ahead = {n: sum(1 for c in shown if c.ritual == n and c.start >= NOW) for n in cut}
+        cap = min(shown_ahead.values())
+        extra = [
             c
-            for c in found
-            if got.shows(c)
-            or (c.ritual in cut and c.start >= NOW and _index_ahead(found, c) <= cap + 1)
+            for n in cut
+            for c in [o for o in found if o.ritual == n and o.start >= NOW][: cap + 1]
+            if not got.shows(c)
         ]
-        assert (
-            len(wider) > FEED_LIMITS.events
-            or overhead + sum(c.size for c in wider) > FEED_LIMITS.size
-        )
-
-
-def _index_ahead(found: list[Candidate], c: Candidate) -> int:
-    """1 for the ritual's first occurrence at or after now, 2 for the next, …"""
-    return sum(1 for o in found if o.ritual == c.ritual and NOW <= o.start <= c.start)
+        events, size = len(shown) + len(extra), got.size + sum(c.size for c in extra)
+        assert events > FEED_LIMITS.events or size > FEED_LIMITS.size
 
 
 def test_four_daily_rituals_and_two_weekly_ones_share_the_thousand_events() -> None:
@@ -147,3 +144,53 @@ def test_custom_limits_are_honoured() -> None:
 def test_an_empty_feed_has_no_horizons() -> None:
     got = feed_horizons([], NOW, overhead=500)
     assert got == type(got)({}, 0, 500, True)
+
+
+# --- the check when a couple file loads ---------------------------------------------------
+
+RULES = (
+    *EXAMPLES,
+    "FREQ=DAILY;INTERVAL=2",
+    "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA,SU",
+    "FREQ=MONTHLY;BYDAY=SA,SU",
+    "FREQ=MONTHLY;BYMONTHDAY=1,15,28",
+    "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+    "FREQ=YEARLY;BYWEEKNO=10,11;BYDAY=MO,WE",
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rule=st.sampled_from(RULES),
+    zone=st.sampled_from(["America/New_York", "Australia/Lord_Howe", "Pacific/Chatham"]),
+    first=st.integers(0, 800),
+    hour=st.integers(0, 23),
+)
+def test_most_occurrences_bounds_every_window(rule: str, zone: str, first: int, hour: int) -> None:
+    spec = {"schedule": rule} if rule in EXAMPLES else {"rrule": rule, "at": "02:30"}
+    c = couple({"kind": "custom", "channels": ["calendar"], **spec}, timezone=zone)
+    span = FEED_LIMITS.past + FEED_LIMITS.floor
+    start = utc(2026, 1, 1, hour) + timedelta(days=first)
+    found = occurrences(c, start, start + span)
+    assert len(found) <= most_occurrences(c.rituals[0].recurrence, span)
+
+
+def test_a_couple_whose_calendar_rituals_cannot_fit_even_eight_weeks_is_refused() -> None:
+    daily = [
+        {
+            "kind": "custom",
+            "id": f"r{i}",
+            "schedule": "every day at 20:00",
+            "channels": ["calendar"],
+        }
+        for i in range(12)
+    ]
+    with pytest.raises(CoupleInvalid) as e:
+        couple(*daily)
+    [problem] = e.value.problems
+    assert problem.path == ("rituals",)
+    assert "12 calendar rituals can put 1056 events" in problem.message
+    assert "take `calendar` out" in problem.message
+    weekly = {"kind": "date_night", "schedule": "every friday at 19:30"}
+    assert couple(*daily[:11], weekly).rituals  # eleven daily ones and a weekly one fit
