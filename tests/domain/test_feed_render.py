@@ -351,11 +351,22 @@ def render_and_read(
     """Render ``partner``'s feed and assert each reader gets exactly the domain's occurrences."""
     found = feed_occurrences(c, partner, start, end, changes)
     data = render_feed(c, partner, found, window=(start, end))
+    return read_all(data, found, (start, end), readers, c.timezone)
+
+
+def read_all(
+    data: bytes,
+    found: list[Occurrence],
+    window: tuple[datetime, datetime],
+    readers: Sequence[str],
+    zone: str,
+) -> Checked:
+    """Read ``data`` with each reader and assert each gets exactly ``found``."""
     domain = expected(found)
     reads = {}
     for reader in readers:
         if reader == "recurring_ical_events":
-            reads[reader] = read_with_recurring_ical_events(data, start, end)
+            reads[reader] = read_with_recurring_ical_events(data, *window)
         elif reader == "vobject":
             reads[reader] = read_with_vobject(data)
         else:
@@ -363,7 +374,7 @@ def render_and_read(
     problems = [
         problem
         for reader, read in reads.items()
-        if (problem := disagreements(reader, domain, read, c.timezone)) is not None
+        if (problem := disagreements(reader, domain, read, zone)) is not None
     ]
     assert not problems, "\n".join(problems)
     return Checked(data, found, reads)
@@ -396,22 +407,8 @@ def publish_and_read(
     assert len(feed.body) <= FEED_LIMITS.size
     for ritual, horizon in horizons.items():
         assert now + FEED_LIMITS.floor <= horizon <= window[1], ritual
-    domain = expected(found)
-    reads = {}
-    for reader in readers:
-        if reader == "recurring_ical_events":
-            reads[reader] = read_with_recurring_ical_events(feed.body, *window)
-        elif reader == "vobject":
-            reads[reader] = read_with_vobject(feed.body)
-        else:
-            reads[reader] = read_by_hand(feed.body)
-    problems = [
-        problem
-        for reader, read in reads.items()
-        if (problem := disagreements(reader, domain, read, c.timezone)) is not None
-    ]
-    assert not problems, "\n".join(problems)
-    return Published(Checked(feed.body, found, reads), horizons, window)
+    checked = read_all(feed.body, found, window, readers, c.timezone)
+    return Published(checked, horizons, window)
 
 
 # --- daylight-saving changes, found here by sampling (not by render.py's search) -----------
