@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import Engine, MetaData, Table, select
+from sqlalchemy import Engine, MetaData, Table, select, text
 
 from service.capabilities import derive_token, token_hash
 from service.domain.clock import ManualClock
@@ -242,3 +242,30 @@ def test_the_https_url_fits_googles_from_url_field(world: World) -> None:
     long = FeedUrl("sam", "Sam", "http://" + "h" * 200 + ".example/feeds/" + "A" * 32 + ".ics",
                    "", "")  # fmt: skip
     assert long.too_long_for_google  # counted as https, whatever the scheme given
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_0009_drops_the_tokens_derived_from_the_secret_alone(
+    backend: str, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    from service.storage.engine import writing
+    from service.storage.schema import _config
+
+    with database(backend, tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            with writing(engine) as conn:
+                command.upgrade(_config(conn), "0008")
+                conn.execute(
+                    text("INSERT INTO feed_tokens VALUES (:c, 'sam', 3, :h, :t)"),
+                    {"c": COUPLE, "h": "ab" * 32, "t": utc(2026, 1, 1)},
+                )
+            migrate(url)
+            assert _rows(engine) == []
+            made = FeedTokens(engine).make(FeedToken(COUPLE, "sam", 1, "cd" * 16, "ef" * 32),
+                                           utc(2026, 2, 1))  # fmt: skip
+            assert made.nonce == "cd" * 16
+        finally:
+            engine.dispose()
