@@ -436,18 +436,20 @@ def test_feed_export_has_exactly_the_calendar_occurrences_of_preview(example: st
     assert found == expected
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ((), "error: give COUPLE PARTNER (one partner's URL) or --all (every partner's)\n"),
-        (("alex-and-sam",), "error: give COUPLE PARTNER (one partner's URL) or --all"),
+def test_feed_rotate_takes_one_partner_or_all() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli.app import app
+
+    usage = "error: give COUPLE PARTNER (one partner's URL) or --all (every partner's)\n"
+    for args, message in (
+        ((), usage),
+        (("alex-and-sam",), usage),
         (("--all", "alex-and-sam"), "error: give either --all or COUPLE PARTNER, not both\n"),
-    ],
-)
-def test_feed_rotate_takes_one_partner_or_all(args: tuple[str, ...], message: str) -> None:
-    result = hearth("feed", "rotate", *args)
-    assert result.returncode == 1
-    assert result.stderr.startswith(message)
+    ):
+        result = CliRunner().invoke(app, ["feed", "rotate", *args])
+        assert result.exit_code == 1, args
+        assert result.stderr == message, args
 
 
 # --- a bad environment -------------------------------------------------------------------
