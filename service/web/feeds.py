@@ -1,8 +1,9 @@
 """``GET|HEAD /feeds/<token>.ics``: look up the stored feed by the token's hash and serve it.
 
 Rendering never happens here (the ``feed.render`` actor stores bytes and ETag); a request
-costs one hash and one Redis round trip, whatever it gets: a script that reads the stored
-validators, decides 304 itself, and returns the body only for a full GET (its length for
+costs one hash and one Redis round trip, whatever it gets: a plain GET is one HMGET of the
+validators and the body; a conditional GET or a HEAD is one script that reads the
+validators, decides 304 itself and returns the body only when it is needed (its length for
 HEAD), so a 304 never moves the body out of Redis. Every unknown, rotated or malformed
 token gets the same 404. A known token whose feed is not in Redis (Redis was flushed) gets
 503 with Retry-After while a render is queued: one per couple per ``RETRY_AFTER_S``, however
@@ -122,9 +123,17 @@ def feed_route(
             return _unavailable("the feed is unavailable for a moment\n")
 
     async def _serve(request: Request, token: str) -> Response:
-        found = await read(keys=[feed_key(token_hash(token))], args=_conditions(request))
-        if found is None:
-            return await _missing(token)
+        key = feed_key(token_hash(token))
+        conditions = _conditions(request)
+        if conditions is None:
+            # A plain GET: one HMGET, the body read as is (a script would copy it twice).
+            found = await redis.hmget(key, ["etag", "modified", "body"])
+            if any(value is None for value in found):
+                return await _missing(token)
+        else:
+            found = await read(keys=[key], args=conditions)
+            if found is None:
+                return await _missing(token)
         etag_raw, modified_raw, answer = cast("list[bytes | int]", found)
         etag, modified = _text(etag_raw), _text(modified_raw)
         headers = {"ETag": etag, "Last-Modified": modified, "Cache-Control": "private"}
@@ -160,10 +169,13 @@ def _text(value: bytes | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _conditions(request: Request) -> list[str]:
-    """The read script's ARGV: the method and the request's validators, normalised."""
+def _conditions(request: Request) -> list[str] | None:
+    """The read script's ARGV: the method and the request's validators, normalised; None for
+    a GET without validators, which needs no script."""
     if_none_match = request.headers.get("if-none-match")
     since = _seconds(request.headers.get("if-modified-since"))
+    if request.method == "GET" and if_none_match is None and not since:
+        return None
     head = [request.method, "0" if if_none_match is None else "1", since]
     if if_none_match is None:
         return head
