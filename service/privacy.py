@@ -37,7 +37,7 @@ from redis.exceptions import RedisError, ResponseError
 from service.config.loading import couple_files, load_couple_text, load_directory
 from service.config.shared import RedisLastGood
 from service.domain.errors import CoupleFileInvalid, HearthError
-from service.feeds.publisher import feed_key, render_requested_key
+from service.feeds.publisher import feed_key, render_requested_key, revoked_key, served_key
 from service.storage.couple_rows import CoupleRows
 
 if TYPE_CHECKING:
@@ -184,9 +184,10 @@ def _forget_redis(
     described: Description,
     ns: str = "hearth",
 ) -> None:
-    served = [m.decode() for m in cast("set[bytes]", redis.smembers(f"{ns}:feeds:{couple}"))]
+    served = [m.decode() for m in cast("set[bytes]", redis.smembers(served_key(couple, ns)))]
     named = [feed_key(h, ns) for h in {*token_hashes, *served}]
-    named += [f"{ns}:couple:{couple}", f"{ns}:feeds:{couple}", render_requested_key(couple, ns)]
+    named += [f"{ns}:couple:{couple}", served_key(couple, ns), revoked_key(couple, ns),
+              render_requested_key(couple, ns)]  # fmt: skip
     out.redis_keys += int(redis.delete(*named))
     if described.last_good_names:
         out.redis_entries += int(redis.hdel(f"{ns}:config:last-good", *described.last_good_names))

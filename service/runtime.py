@@ -23,6 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 
 from service import logs
+from service.capabilities import service_secret
 from service.config.live import LiveConfig
 from service.config.shared import RedisLastGood
 from service.dashboard import DashboardLinks, DashboardPages
@@ -31,7 +32,6 @@ from service.domain.deadlines import Grace
 from service.embedded_redis import EmbeddedRedis
 from service.encryption import Cipher
 from service.feeds.publisher import FeedPublisher
-from service.feeds.tokens import feed_secret
 from service.inbound import enqueue_feed_render
 from service.replying import ReplyHandler
 from service.scheduler.follow_ups import ScheduleFollowUps
@@ -186,7 +186,7 @@ class Runtime:
     def secret(self) -> bytes:
         """The service's secret (HEARTH_FEED_SECRET, or the data dir's): feed tokens and
         number fingerprints are keyed with it."""
-        return feed_secret(self.settings.feed_secret, self.settings.data_dir)
+        return service_secret(self.settings.feed_secret, self.settings.data_dir)
 
     def receipts(self) -> Receipts:
         """Delivery receipts; a resend is queued on the broker."""

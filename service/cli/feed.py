@@ -56,13 +56,35 @@ def urls(
 
 @feed_app.command("rotate")
 def rotate(
-    couple: Annotated[str, typer.Argument(help="The couple's id.")],
-    partner: Annotated[str, typer.Argument(help="The partner's name.")],
+    couple: Annotated[str | None, typer.Argument(help="The couple's id.")] = None,
+    partner: Annotated[str | None, typer.Argument(help="The partner's name.")] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every partner's URL at once: after a leak of the secret or database."
+        ),
+    ] = False,
 ) -> None:
-    """A new feed URL for the partner; the old one answers 404 from now on."""
+    """A new feed URL for the partner (or for every partner); the old one answers 404."""
+    if every and (couple is not None or partner is not None):
+        _fail("give either --all or COUPLE PARTNER, not both")
+    if not every and (couple is None or partner is None):
+        _fail("give COUPLE PARTNER (one partner's URL) or --all (every partner's)")
     settings, _ = running.local_settings(settings_or_exit())
     redis, _ = _redis(settings, required=True)
     publisher = _publisher(settings, redis)
+    if every:
+        from service.config import load_directory  # noqa: PLC0415
+
+        configured = sorted(load_directory(settings.config_dir).couples)
+        rotated = publisher.rotate_all(configured)
+        typer.echo(
+            f"rotated {rotated} feed URLs: every old one answers 404 now. "
+            "`hearth feed urls` shows the new ones."
+        )
+        return
+    assert couple is not None
+    assert partner is not None
     try:
         url = publisher.rotate(couple, partner.lower())
     except KeyError:
@@ -103,16 +125,20 @@ def _echo_urls(url: FeedUrl) -> None:
     # Labelled by the scheme the URL really has: http on a local run, https behind a proxy.
     for label, value in ((url.scheme, url.url), ("webcal", url.webcal), ("google", url.google)):
         typer.echo(f"  {label + ':':<7} {value}")
+    if url.too_long_for_google:
+        from service.feeds.publisher import GOOGLE_URL_LIMIT  # noqa: PLC0415
+
+        typer.echo(
+            f"warning: the https URL is over {GOOGLE_URL_LIMIT} characters, more than Google "
+            "Calendar's From URL field takes: shorten HEARTH_PUBLIC_URL",
+            err=True,
+        )
 
 
 def _from_file(path: Path, partner: str | None) -> bytes:
     from service.config import load_couple_file  # noqa: PLC0415
-    from service.feeds.render import (  # noqa: PLC0415
-        FEED_FUTURE,
-        FEED_PAST,
-        feed_occurrences,
-        render_feed,
-    )
+    from service.domain.feed_horizons import FEED_LIMITS  # noqa: PLC0415
+    from service.feeds.render import feed_occurrences, published_feed  # noqa: PLC0415
     from service.system_clock import SystemClock  # noqa: PLC0415
 
     try:
@@ -123,9 +149,8 @@ def _from_file(path: Path, partner: str | None) -> bytes:
         _fail(f"cannot read {path}: {e}")
     person = couple.partner(_partner_key(couple.partners, partner))
     now = SystemClock().now()
-    window = (now - FEED_PAST, now + FEED_FUTURE)
-    found = feed_occurrences(couple, person, *window)
-    return render_feed(couple, person, found, window=window)
+    found = feed_occurrences(couple, person, *FEED_LIMITS.window(now))
+    return published_feed(couple, person, found, now=now).body
 
 
 def _partner_key(partners: Sequence[Partner], wanted: str | None) -> str:

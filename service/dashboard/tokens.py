@@ -1,32 +1,13 @@
-"""Dashboard tokens: random, shown again on demand, never stored, looked up by hash.
-
-A partner's token is HMAC-SHA256(secret, "dashboard\\0couple\\0partner\\0nonce"), 192 bits
-in base64url, where ``nonce`` is 128 random bits drawn when the token is made (and again on
-rotation) and kept in SQL beside the token's SHA-256 (``dashboard_tokens``). So:
-
-- the token is random: knowing the secret does not predict it (the feed's token, derived
-  from a generation counter, is predictable to whoever holds the secret);
-- the database alone opens nothing: it holds the nonce and the hash, not the token;
-- ``hearth dashboard urls`` shows a URL again by deriving it, with no plaintext copy of the
-  token anywhere (no secrets file of tokens to keep 0600, back up or leak);
-- a request is found by the hash of what it presents, an index lookup: no comparison ever
-  runs over a secret, so timing says nothing about how close a guess was.
-
-The secret is the service's (``HEARTH_FEED_SECRET``, or the data dir's, ``Runtime.secret``),
-kept apart from the feed's tokens by the ``dashboard`` prefix. Changing it changes every
-dashboard URL, as it does every feed URL.
+"""Each partner's dashboard URL, ``/c/<token>``: a capability token (``service/capabilities.py``,
+purpose ``dashboard``) made on first use, shown again, rotated and resolved.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from service.capabilities import TOKEN_SHAPE, derive_token, new_nonce, token_hash
 from service.storage import DashboardToken
 
 if TYPE_CHECKING:
@@ -34,33 +15,9 @@ if TYPE_CHECKING:
 
     from service.storage import DashboardTokens
 
-__all__ = [
-    "TOKEN_SHAPE",
-    "DashboardLinks",
-    "DashboardUrl",
-    "derive_token",
-    "new_nonce",
-    "token_hash",
-]
+__all__ = ["DashboardLinks", "DashboardUrl"]
 
-TOKEN_BYTES = 24  # 192 bits
-NONCE_BYTES = 16  # 128 bits
-TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
 PATH = "/c/"
-
-
-def new_nonce() -> str:
-    return secrets.token_hex(NONCE_BYTES)
-
-
-def derive_token(secret: bytes, couple: str, partner: str, nonce: str) -> str:
-    message = f"dashboard\0{couple}\0{partner}\0{nonce}".encode()
-    digest = hmac.new(secret, message, hashlib.sha256).digest()[:TOKEN_BYTES]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +58,12 @@ class DashboardLinks:
 
     def _make(self, couple: str, partner: str, now: datetime, *, replace: bool) -> DashboardToken:
         nonce = new_nonce()
-        made = DashboardToken(
-            couple, partner, nonce, token_hash(derive_token(self._secret, couple, partner, nonce))
-        )
+        raw = derive_token(self._secret, "dashboard", couple, partner, nonce)
+        made = DashboardToken(couple, partner, nonce, token_hash(raw))
         if self._tokens.put(made, now, replace=replace):
             return made
         return self._tokens.of_couple(couple)[partner]  # another process made it first
 
     def _url(self, token: DashboardToken) -> DashboardUrl:
-        raw = derive_token(self._secret, token.couple, token.partner, token.nonce)
+        raw = derive_token(self._secret, "dashboard", token.couple, token.partner, token.nonce)
         return DashboardUrl(token.couple, token.partner, f"{self._public_url}{PATH}{raw}")

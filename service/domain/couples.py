@@ -31,6 +31,7 @@ from pydantic_core import ErrorDetails
 
 from service.domain.durations import format_duration, parse_duration
 from service.domain.errors import CoupleInvalid, Path, Problem
+from service.domain.feed_horizons import FEED_LIMITS, most_occurrences
 from service.domain.kinds import KIND_DEFAULTS, Channel, Completion, RitualKind, Who
 from service.domain.quiet_hours import QuietHours
 from service.domain.schedules import EXAMPLES, Recurrence, parse_rrule, parse_schedule
@@ -506,7 +507,26 @@ def _cross_checks(couple: Couple) -> list[Problem]:
             problems.append(_duplicate(i, ritual.id, seen[ritual.id]))
         seen.setdefault(ritual.id, i)
         problems.extend(_ritual_checks(couple, i, ritual))
+    problems.extend(_feed_check(couple))
     return problems
+
+
+def _feed_check(couple: Couple) -> list[Problem]:
+    """A feed shows every calendar ritual at least 8 weeks ahead (and 30 days back): that
+    much must fit the events calendar apps keep, or they would drop some silently."""
+    span = FEED_LIMITS.past + FEED_LIMITS.floor
+    shown = [r for r in couple.rituals if r.calendar and r.enabled]
+    most = sum(most_occurrences(r.recurrence, span) for r in shown)
+    if most <= FEED_LIMITS.events:
+        return []
+    return [
+        Problem(
+            ("rituals",),
+            f"the {len(shown)} calendar rituals can put {most} events in a calendar feed from "
+            f"30 days back to 8 weeks ahead, more than the {FEED_LIMITS.events:,} calendar "
+            "apps keep: take `calendar` out of some rituals' `channels`",
+        )
+    ]
 
 
 def _reveal_checks(ritual: Ritual, at: Path) -> list[Problem]:

@@ -6,7 +6,9 @@ Why this shape (also in ARCHITECTURE.md):
   drifting by the gap unless BYHOUR/BYMINUTE are given, RDATE ignored, Feb 29 in other
   years, EXDATE/RECURRENCE-ID overrides applied late. A list of plain events leaves nothing
   to expand; a skip is an event that is gone, a move is the same UID at a new time with a
-  higher SEQUENCE. The feed is at most ~13 months of a few rituals, so size is no concern.
+  higher SEQUENCE. What a published feed holds stays within calendar clients' limits
+  (``service/domain/feed_horizons.py``): each event is rendered once, measured, and the
+  rituals' horizons are chosen on those exact sizes.
 - **UTC where a wall time has two readings.** An occurrence whose rule time or local start
   or end falls in a spring-forward gap or a fall-back fold, that spans a change (readers
   that compute the end on the wall clock get its length wrong), or that a partner moved, is
@@ -42,21 +44,19 @@ from icalendar import (
 
 from service.domain.changes import NO_CHANGES, Changes
 from service.domain.couples import Couple, Partner
+from service.domain.feed_horizons import FEED_LIMITS, Candidate, FeedLimits, feed_horizons
 from service.domain.occurrences import Occurrence, occurrences
 from service.domain.texts import render
 
 __all__ = [
-    "FEED_FUTURE",
-    "FEED_PAST",
+    "Feed",
     "FeedStamps",
     "feed_occurrences",
+    "published_feed",
     "render_feed",
     "shown_to",
 ]
 
-FEED_PAST = timedelta(days=30)
-# At least 13 months ahead, so a whole year of daylight-saving changes is always in view.
-FEED_FUTURE = timedelta(days=400)
 REFRESH = timedelta(hours=1)
 PRODID = "-//Hearth//Rituals//EN"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -91,6 +91,42 @@ def shown_to(partner: Partner, found: Iterable[Occurrence]) -> list[Occurrence]:
     return [o for o in found if o.partner in (None, partner.key)]
 
 
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A partner's published feed: its bytes and how far ahead each ritual shows."""
+
+    body: bytes
+    shown: list[Occurrence]
+    horizons: Mapping[str, datetime]  # ritual id -> the first start it no longer shows
+    kept_floor: bool = True  # False: even 8 weeks ahead was over the limits (see the rule)
+
+
+def published_feed(
+    couple: Couple,
+    partner: Partner,
+    found: Sequence[Occurrence],
+    stamps: FeedStamps = FeedStamps(),
+    *,
+    now: datetime,
+    limits: FeedLimits = FEED_LIMITS,
+) -> Feed:
+    """The feed a partner's URL serves at ``now``: of ``found`` (their calendar occurrences,
+    changes applied), those in ``limits.window(now)`` and before their ritual's horizon."""
+    window = limits.window(now)
+    candidates = [o for o in found if window[0] <= o.start < window[1]]
+    events = [_event(couple, partner, o, stamps) for o in candidates]
+    # The VTIMEZONEs of every candidate: an upper bound of what the shown ones need.
+    overhead = len(_assemble(couple, partner, [], events, window))
+    pairs = list(zip(candidates, events, strict=True))
+    sizes = (Candidate(o.ritual, o.start, len(e.ical)) for o, e in pairs)
+    chosen = feed_horizons(sizes, now, overhead, limits)
+    horizons = chosen.by_ritual
+    kept = [(o, e) for o, e in pairs if o.start < horizons[o.ritual]]
+    shown = [e for _, e in kept]
+    body = _assemble(couple, partner, shown, shown, window)
+    return Feed(body, [o for o, _ in kept], horizons, chosen.kept_floor)
+
+
 def render_feed(
     couple: Couple,
     partner: Partner,
@@ -99,8 +135,23 @@ def render_feed(
     *,
     window: tuple[datetime, datetime] | None = None,
 ) -> bytes:
-    """The feed of ``found`` for ``partner``; ``window`` bounds the VTIMEZONEs (default: the
-    occurrences' own span)."""
+    """The feed of all of ``found`` for ``partner``, whatever its size (an export, a test);
+    ``window`` bounds the VTIMEZONEs (default: the occurrences' own span)."""
+    events = [_event(couple, partner, occ, stamps) for occ in found]
+    if window is None and found:
+        window = (min(o.start for o in found), max(o.end for o in found))
+    return _assemble(couple, partner, events, events, window)
+
+
+def _assemble(
+    couple: Couple,
+    partner: Partner,
+    events: Sequence[_Rendered],
+    zoned: Sequence[_Rendered],
+    window: tuple[datetime, datetime] | None,
+) -> bytes:
+    """The calendar around ``events``, with a VTIMEZONE for each zone ``zoned`` uses. Events
+    are serialised once, on their own: a calendar's bytes are its components' in order."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -111,23 +162,22 @@ def render_feed(
     cal.add("x-wr-caldesc", f"Rituals of {partner.name} and {other.name}, kept by Hearth.")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(REFRESH))
-    events = [_event(couple, partner, occ, stamps) for occ in found]
-    zones = sorted({e.tzid for e in events if e.tzid is not None})
-    if zones:
-        lo = window[0] if window else min(o.start for o in found)
-        hi = window[1] if window else max(o.end for o in found)
+    zones = sorted({e.tzid for e in zoned if e.tzid is not None})
+    if zones and window is not None:
+        lo, hi = window
         for name in zones:
             cal.add_component(
                 _vtimezone(name, lo.astimezone(UTC).date(), hi.astimezone(UTC).date())
             )
-    for e in events:
-        cal.add_component(e.component)
-    return bytes(cal.to_ical())
+    head = bytes(cal.to_ical())
+    end = b"END:VCALENDAR\r\n"
+    assert head.endswith(end)
+    return b"".join([head[: -len(end)], *(e.ical for e in events), end])
 
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    component: Event
+    ical: bytes
     tzid: str | None
 
 
@@ -172,7 +222,7 @@ def _event(couple: Couple, partner: Partner, occ: Occurrence, stamps: FeedStamps
         alarm.add("description", summary)
         alarm.add("trigger", -lead)
         event.add_component(alarm)
-    return _Rendered(event, tz.key if one_reading else None)
+    return _Rendered(bytes(event.to_ical()), tz.key if one_reading else None)
 
 
 def _unambiguous(occ: Occurrence, tz: ZoneInfo) -> bool:

@@ -86,7 +86,7 @@ class CoupleRows:
                 FeedTokenRow,
                 FeedTokenRow.couple == couple,
                 FeedTokenRow.partner,
-                drop={"couple", "token_hash"},
+                drop={"couple", "token_hash", "nonce"},  # either would open the feed
             )
             dashboards = _records(
                 conn,

@@ -1,4 +1,4 @@
-"""Feed tokens (hashes) and ritual versions in SQL."""
+"""Feed tokens (nonce and hash, never the token) and ritual versions in SQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from service.storage.engine import insert, reading, writing
 from service.storage.models import FeedTokenRow, RitualVersionRow
@@ -14,7 +14,7 @@ from service.storage.models import FeedTokenRow, RitualVersionRow
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from sqlalchemy import Engine
+    from sqlalchemy import Engine, Row
 
 __all__ = ["FeedToken", "FeedTokens", "RitualVersions"]
 
@@ -23,7 +23,8 @@ __all__ = ["FeedToken", "FeedTokens", "RitualVersions"]
 class FeedToken:
     couple: str
     partner: str
-    generation: int
+    generation: int  # 1 when made, +1 on each rotation
+    nonce: str
     token_hash: str
 
 
@@ -34,42 +35,77 @@ class FeedTokens:
     def of_couple(self, couple: str) -> dict[str, FeedToken]:
         """The couple's current tokens, by partner key."""
         with reading(self.engine) as conn:
-            rows = conn.execute(
-                select(
-                    FeedTokenRow.partner, FeedTokenRow.generation, FeedTokenRow.token_hash
-                ).where(FeedTokenRow.couple == couple)
-            ).all()
-        return {r.partner: FeedToken(couple, r.partner, r.generation, r.token_hash) for r in rows}
+            rows = conn.execute(select(*_COLUMNS).where(FeedTokenRow.couple == couple)).all()
+        return {r.partner: _token(r) for r in rows}
+
+    def couples(self) -> list[str]:
+        """Every couple that has a feed token (``hearth feed rotate --all``)."""
+        with reading(self.engine) as conn:
+            found = conn.execute(select(FeedTokenRow.couple).distinct()).scalars()
+            return sorted(found)
 
     def find(self, token_hash: str) -> FeedToken | None:
+        """The token whose hash is ``token_hash``: an index lookup, never a scan of secrets."""
         with reading(self.engine) as conn:
             row = conn.execute(
-                select(FeedTokenRow).where(FeedTokenRow.token_hash == token_hash)
+                select(*_COLUMNS).where(FeedTokenRow.token_hash == token_hash)
             ).one_or_none()
-        if row is None:
-            return None
-        return FeedToken(row.couple, row.partner, row.generation, row.token_hash)
+        return None if row is None else _token(row)
 
-    def put(self, token: FeedToken, now: datetime) -> None:
-        """Make ``token`` the partner's current one (the previous one stops working)."""
-        values = {
-            "generation": token.generation,
-            "token_hash": token.token_hash,
-            "created_at": now,
-        }
+    def make(self, token: FeedToken, now: datetime) -> FeedToken:
+        """The partner's token: ``token`` if they had none, else the one they have (two
+        processes making one at once agree on the first)."""
+        values = {"generation": token.generation, "nonce": token.nonce,
+                  "token_hash": token.token_hash, "created_at": now}  # fmt: skip
         with writing(self.engine) as conn:
             stmt = insert(conn, FeedTokenRow).values(
                 couple=token.couple, partner=token.partner, **values
             )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[FeedTokenRow.couple, FeedTokenRow.partner], set_=values
+            done = conn.execute(
+                stmt.on_conflict_do_nothing(
+                    index_elements=[FeedTokenRow.couple, FeedTokenRow.partner]
                 )
             )
+        if done.rowcount:
+            return token
+        return self.of_couple(token.couple)[token.partner]
+
+    def replace(self, old: FeedToken, new: FeedToken, now: datetime) -> bool:
+        """Make ``new`` the partner's token if ``old`` still is (a compare-and-set: of two
+        rotations at once, one wins and the other is told); returns whether it was."""
+        with writing(self.engine) as conn:
+            done = conn.execute(
+                update(FeedTokenRow)
+                .where(
+                    FeedTokenRow.couple == old.couple,
+                    FeedTokenRow.partner == old.partner,
+                    FeedTokenRow.token_hash == old.token_hash,
+                )
+                .values(
+                    generation=new.generation,
+                    nonce=new.nonce,
+                    token_hash=new.token_hash,
+                    created_at=now,
+                )
+            )
+            return bool(done.rowcount)
 
     def drop_couple(self, couple: str) -> None:
         with writing(self.engine) as conn:
             conn.execute(delete(FeedTokenRow).where(FeedTokenRow.couple == couple))
+
+
+_COLUMNS = (
+    FeedTokenRow.couple,
+    FeedTokenRow.partner,
+    FeedTokenRow.generation,
+    FeedTokenRow.nonce,
+    FeedTokenRow.token_hash,
+)
+
+
+def _token(row: Row[str, str, int, str, str]) -> FeedToken:
+    return FeedToken(row.couple, row.partner, row.generation, row.nonce, row.token_hash)
 
 
 class RitualVersions:

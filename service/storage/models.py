@@ -254,15 +254,16 @@ class ChangeRow(Base):
 
 
 class FeedTokenRow(Base):
-    """A partner's current feed token, as a SHA-256 hash only: the token is derived from the
-    feed secret and ``generation`` (``service/feeds/tokens.py``), so it can be shown again
-    without being stored, and rotating raises the generation."""
+    """A partner's current feed token, as a SHA-256 hash, and the random ``nonce`` it was
+    made from with the service's secret (``service/capabilities.py``): the token is never
+    stored, yet ``hearth feed urls`` can show it again. ``generation`` counts rotations."""
 
     __tablename__ = "feed_tokens"
 
     couple: Mapped[str] = mapped_column(Text, primary_key=True)
     partner: Mapped[str] = mapped_column(Text, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[str] = mapped_column(Text)  # 128 random bits, hex
     token_hash: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

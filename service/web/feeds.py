@@ -1,7 +1,10 @@
 """``GET|HEAD /feeds/<token>.ics``: look up the stored feed by the token's hash and serve it.
 
 Rendering never happens here (the ``feed.render`` actor stores bytes and ETag); a request
-costs one hash and one Redis read, two for a full body. Every unknown, rotated or malformed
+costs one hash and one Redis round trip, whatever it gets: a plain GET is one HMGET of the
+validators and the body; a conditional GET or a HEAD is one script that reads the
+validators, decides 304 itself and returns the body only when it is needed (its length for
+HEAD), so a 304 never moves the body out of Redis. Every unknown, rotated or malformed
 token gets the same 404. A known token whose feed is not in Redis (Redis was flushed) gets
 503 with Retry-After while a render is queued: one per couple per ``RETRY_AFTER_S``, however
 many calendar apps ask meanwhile (a ``SET NX`` marker). Redis or the database being down is
@@ -11,8 +14,9 @@ many calendar apps ask meanwhile (a ``SET NX`` marker). Redis or the database be
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
@@ -20,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.capabilities import TOKEN_SHAPE, token_hash
 from service.feeds.publisher import feed_key, render_requested_key
-from service.feeds.tokens import TOKEN_SHAPE, token_hash
 from service.storage import StorageError
 
 if TYPE_CHECKING:
@@ -73,6 +77,25 @@ FEED_OPENAPI = {
 }
 NOT_FOUND = Response("no such feed\n", status_code=404, media_type="text/plain")
 
+# KEYS: the feed. ARGV: method, whether If-None-Match was sent ("1"/"0"), If-Modified-Since
+# in Unix seconds (or ""), then the If-None-Match tags. RFC 9110: If-None-Match wins over
+# If-Modified-Since. Returns nil (no feed), or {etag, modified, 304 | body | body length}.
+_READ = """
+local f = redis.call('HMGET', KEYS[1], 'etag', 'modified', 'modified_s')
+if not f[1] or not f[2] then return nil end
+local fresh = false
+if ARGV[2] == '1' then
+  for i = 4, #ARGV do
+    if ARGV[i] == '*' or ARGV[i] == f[1] then fresh = true end
+  end
+elseif ARGV[3] ~= '' and f[3] then
+  fresh = tonumber(f[3]) <= tonumber(ARGV[3])
+end
+if fresh then return {f[1], f[2], 304} end
+if ARGV[1] == 'HEAD' then return {f[1], f[2], redis.call('HSTRLEN', KEYS[1], 'body')} end
+return {f[1], f[2], redis.call('HGET', KEYS[1], 'body')}
+"""
+
 
 def feed_route(
     redis: AsyncRedis,
@@ -81,6 +104,7 @@ def feed_route(
     counted: Callable[[int], None] = lambda status: None,
 ) -> Route:
     """The feed route; ``counted`` is told each answer's status (``/metrics``)."""
+    read = redis.register_script(_READ)
 
     async def feed(request: Request) -> Response:
         response = await _answer(request)
@@ -100,23 +124,28 @@ def feed_route(
 
     async def _serve(request: Request, token: str) -> Response:
         key = feed_key(token_hash(token))
-        etag_raw, modified_raw = await redis.hmget(key, ["etag", "modified"])
-        if etag_raw is None or modified_raw is None:
-            return await _missing(token)
+        conditions = _conditions(request)
+        if conditions is None:
+            # A plain GET: one HMGET, the body read as is (a script would copy it twice).
+            found = await redis.hmget(key, ["etag", "modified", "body"])
+            if any(value is None for value in found):
+                return await _missing(token)
+        else:
+            found = await read(keys=[key], args=conditions)
+            if found is None:
+                return await _missing(token)
+        etag_raw, modified_raw, answer = cast("list[bytes | int]", found)
         etag, modified = _text(etag_raw), _text(modified_raw)
         headers = {"ETag": etag, "Last-Modified": modified, "Cache-Control": "private"}
-        if _not_modified(request, etag, modified):
+        if answer == 304:
             return Response(status_code=304, headers=headers)
         if request.method == "HEAD":
-            length = await redis.hstrlen(key, "body")
             return Response(
                 status_code=200,
-                headers=headers | {"Content-Length": str(length), "Content-Type": CALENDAR},
+                headers=headers | {"Content-Length": str(answer), "Content-Type": CALENDAR},
             )
-        body = await redis.hget(key, "body")
-        if body is None:  # rotated between the two reads
-            return NOT_FOUND
-        return Response(body, media_type=CALENDAR, headers=headers)
+        assert isinstance(answer, bytes)
+        return Response(answer, media_type=CALENDAR, headers=headers)
 
     async def _missing(token: str) -> Response:
         found = await run_in_threadpool(tokens.find, token_hash(token))
@@ -136,20 +165,29 @@ def _unavailable(text: str) -> Response:
                     media_type="text/plain")  # fmt: skip
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: bytes | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _not_modified(request: Request, etag: str, modified: str) -> bool:
-    """RFC 9110: If-None-Match wins over If-Modified-Since when both are sent."""
+def _conditions(request: Request) -> list[str] | None:
+    """The read script's ARGV: the method and the request's validators, normalised; None for
+    a GET without validators, which needs no script."""
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or etag in tags
-    since = request.headers.get("if-modified-since")
-    if since is None:
-        return False
+    since = _seconds(request.headers.get("if-modified-since"))
+    if request.method == "GET" and if_none_match is None and not since:
+        return None
+    head = [request.method, "0" if if_none_match is None else "1", since]
+    if if_none_match is None:
+        return head
+    return head + [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+
+
+def _seconds(http_date: str | None) -> str:
+    """An HTTP date as Unix seconds, or "" when absent or unreadable (then ignored)."""
+    if http_date is None:
+        return ""
     try:
-        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+        at = parsedate_to_datetime(http_date)
     except (TypeError, ValueError):
-        return False
+        return ""
+    return str(int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()))

@@ -37,7 +37,7 @@ from service.scheduler.planner import Scheduler
 from service.senders import ConsoleSender
 from service.sending import SendRequest
 from service.settings import Settings
-from service.storage import AnswerLog, ReplyLog, make_engine, migrate
+from service.storage import AnswerLog, FeedTokens, ReplyLog, make_engine, migrate
 from service.storage.couple_rows import CoupleRows
 from service.storage.rekeying import rekey
 from tests.databases import database
@@ -146,6 +146,7 @@ def _make_history(h: History) -> None:
         replies.store(sid, {"MessageSid": sid, "From": second, "Body": "PAUSE 2d"}, h.clock.now())
         handler.handle(sid)
         publisher.publish(couple_id)
+        publisher.rotate(couple_id, couple.partners[0].key)  # a revoked hash and a new nonce
     h.clock.set(START + timedelta(days=2, hours=4))
     scheduler.set_couples(couples.live.couples, h.clock.now())
     scheduler.tick(h.clock.now())  # queues what is due: Dramatiq messages in Redis
@@ -290,6 +291,7 @@ def test_export_holds_the_whole_history_and_matches_its_schema(
             _make_history(h)
             runtime = Runtime(settings, engine=make_engine(url))
             [dashboard] = runtime.dashboard_links().urls(GONE, ["zoe"], datetime.now(UTC))
+            feed = h.runtime.feed_publisher().urls(GONE)[0].url
             env = {"HEARTH_CONFIG_DIR": str(settings.config_dir),
                    "HEARTH_DATA_DIR": str(settings.data_dir), "DATABASE_URL": url,
                    "REDIS_URL": redis_url, "HEARTH_SECRET_KEY": key,
@@ -308,15 +310,23 @@ def test_export_holds_the_whole_history_and_matches_its_schema(
     assert all(r["raw"]["From"] in (ZOE, KAI) for r in document["replies"])
     assert {s["state"] for s in document["sends"]} >= {"sent"}
     assert [p["partner"] for p in document["partners"] if p["paused_until"]] == ["kai"]
-    assert {t["partner"] for t in document["feed_tokens"]} == {"zoe", "kai"}
+    assert {t["partner"]: t["generation"] for t in document["feed_tokens"]} == {"zoe": 2, "kai": 1}
+    assert {k for t in document["feed_tokens"] for k in t} == {
+        "partner",
+        "generation",
+        "created_at",
+    }
     assert [t["partner"] for t in document["dashboard_tokens"]] == ["zoe"]
     assert dashboard.url.rsplit("/", 1)[1] not in result.stdout
     assert STAYS not in result.stdout
     assert ANN not in result.stdout
-    # Never a token or its hash.
+    # Never a token, its hash or its nonce.
     hashes = CoupleRows(make_engine(url)).token_hashes(GONE)
+    nonces = [t.nonce for t in FeedTokens(make_engine(url)).of_couple(GONE).values()]
     assert hashes
-    assert not any(x in result.stdout for x in hashes)
+    assert nonces
+    assert not any(x in result.stdout for x in hashes + nonces)
+    assert feed.rsplit("/", 1)[1].removesuffix(".ics") not in result.stdout
 
 
 def test_export_reads_the_last_good_version_once_the_file_is_gone(

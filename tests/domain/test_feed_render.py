@@ -8,7 +8,9 @@ Three readers, each independent of ``service/feeds/render.py`` and of each other
   every local time written with TZID has exactly one reading.
 
 Each must give back exactly the domain's (occurrence id, start, end) multiset, on two years
-of rituals placed on daylight-saving edges in hard zones, with skips and moves applied.
+of rituals placed on daylight-saving edges in hard zones, with skips and moves applied: the
+feed as published (``published_feed``) at two instants a year apart, each ritual up to its
+horizon, and a feed whose daily rituals the 1,000-event limit cuts.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from hypothesis import strategies as st
 
 from service.domain.changes import NO_CHANGES, Change, Changes
 from service.domain.couples import Couple, Partner
+from service.domain.feed_horizons import FEED_LIMITS
 from service.domain.occurrences import Occurrence
 from service.domain.wallclock import resolve
-from service.feeds.render import FeedStamps, feed_occurrences, render_feed
+from service.feeds.render import FeedStamps, feed_occurrences, published_feed, render_feed
 from tests.domain.builders import couple, utc
 
 
@@ -348,11 +351,22 @@ def render_and_read(
     """Render ``partner``'s feed and assert each reader gets exactly the domain's occurrences."""
     found = feed_occurrences(c, partner, start, end, changes)
     data = render_feed(c, partner, found, window=(start, end))
+    return read_all(data, found, (start, end), readers, c.timezone)
+
+
+def read_all(
+    data: bytes,
+    found: list[Occurrence],
+    window: tuple[datetime, datetime],
+    readers: Sequence[str],
+    zone: str,
+) -> Checked:
+    """Read ``data`` with each reader and assert each gets exactly ``found``."""
     domain = expected(found)
     reads = {}
     for reader in readers:
         if reader == "recurring_ical_events":
-            reads[reader] = read_with_recurring_ical_events(data, start, end)
+            reads[reader] = read_with_recurring_ical_events(data, *window)
         elif reader == "vobject":
             reads[reader] = read_with_vobject(data)
         else:
@@ -360,10 +374,41 @@ def render_and_read(
     problems = [
         problem
         for reader, read in reads.items()
-        if (problem := disagreements(reader, domain, read, c.timezone)) is not None
+        if (problem := disagreements(reader, domain, read, zone)) is not None
     ]
     assert not problems, "\n".join(problems)
     return Checked(data, found, reads)
+
+
+@dataclass(frozen=True)
+class Published:
+    checked: Checked
+    horizons: dict[str, datetime]
+    window: tuple[datetime, datetime]
+
+
+def publish_and_read(
+    c: Couple,
+    partner: Partner,
+    now: datetime,
+    changes: Changes = NO_CHANGES,
+    *,
+    readers: Sequence[str] = ("recurring_ical_events", "vobject", "by hand"),
+) -> Published:
+    """The feed ``partner``'s URL serves at ``now``; assert each reader gets exactly the
+    domain's occurrences in the window, each ritual's up to its horizon, and that the feed
+    is within the limits."""
+    window = FEED_LIMITS.window(now)
+    every = feed_occurrences(c, partner, *window, changes)
+    feed = published_feed(c, partner, every, now=now)
+    horizons = dict(feed.horizons)
+    found = [o for o in every if o.start < horizons[o.ritual]]
+    assert len(found) <= FEED_LIMITS.events
+    assert len(feed.body) <= FEED_LIMITS.size
+    for ritual, horizon in horizons.items():
+        assert now + FEED_LIMITS.floor <= horizon <= window[1], ritual
+    checked = read_all(feed.body, found, window, readers, c.timezone)
+    return Published(checked, horizons, window)
 
 
 # --- daylight-saving changes, found here by sampling (not by render.py's search) -----------
@@ -457,6 +502,10 @@ def edge_changes(zone: str, base: Sequence[Occurrence]) -> Plan:
     return Plan(plan, frozenset(skipped), moved, frozenset({moved_out}))
 
 
+# Two published feeds a year apart: together two years, from START to past Feb 29, 2028.
+NOWS = (START + FEED_LIMITS.past, START + FEED_LIMITS.past + timedelta(days=365))
+
+
 @pytest.mark.parametrize("zone", ZONES)
 def test_readers_read_exactly_the_schedule_on_daylight_saving_edges(zone: str) -> None:
     c = couple(*EDGE_RITUALS, timezone=zone)
@@ -464,18 +513,70 @@ def test_readers_read_exactly_the_schedule_on_daylight_saving_edges(zone: str) -
     base = feed_occurrences(c, alex, START, END)
     plan = edge_changes(zone, base)
 
-    checked = render_and_read(c, alex, START, END, plan.changes)
+    published = [publish_and_read(c, alex, now, plan.changes) for now in NOWS]
 
-    assert len(checked.found) == len(base) - len(plan.skipped) - len(plan.moved_out)
-    for reader, read in checked.reads.items():
-        ids = Counter(r[0] for r in read)
-        assert not (set(ids) & (plan.skipped | plan.moved_out)), f"{reader} shows a removed one"
-        for oid, at in plan.moved.items():
-            at_new = [s for i, s, _ in read if i == oid]
-            assert at_new == [at], f"{reader}: moved {oid} read at {at_new}, not once at {at}"
-        assert ids["alex-sam/leap/20280229T2000"] == 1, f"{reader} lost Feb 29"
-        assert not [i for i in ids if "/leap/" in i and "0229" not in i]
-        assert len(read) == len(checked.found)
+    assert published[-1].window[1] < END + timedelta(days=1), "the moved-out one stays out"
+    leaps = 0
+    for p in published:
+        # These rituals fit whole: every horizon is the full 400 days.
+        assert set(p.horizons.values()) == {p.window[1]}
+        in_window = [o for o in base if p.window[0] <= o.start < p.window[1]]
+        moved_in = sum(1 for at in plan.moved.values() if p.window[0] <= at < p.window[1])
+        moved_away = sum(1 for o in in_window if o.id in plan.moved or o.id in plan.moved_out)
+        skipped = sum(1 for o in in_window if o.id in plan.skipped)
+        assert len(p.checked.found) == len(in_window) - skipped - moved_away + moved_in
+        for reader, read in p.checked.reads.items():
+            ids = Counter(r[0] for r in read)
+            assert not (set(ids) & (plan.skipped | plan.moved_out)), f"{reader} shows a removed one"
+            for oid, at in plan.moved.items():
+                at_new = [s for i, s, _ in read if i == oid]
+                shown = p.window[0] <= at < p.window[1]
+                assert at_new == ([at] if shown else []), f"{reader}: moved {oid} at {at_new}"
+            assert not [i for i in ids if "/leap/" in i and "0229" not in i]
+            assert len(read) == len(p.checked.found)
+        leaps += sum(1 for r in p.checked.reads["by hand"] if r[0] == "alex-sam/leap/20280229T2000")
+    assert leaps == 1, "Feb 29 is read once"
+
+
+# Four daily calendar rituals (a phone-free dinner, a phone-free half hour before bed, a
+# daily walk, a morning coffee) and weekly ones: one VEVENT per occurrence for 400 days
+# would be ~1,900 events, past what Google keeps.
+FOUR_DAILY: tuple[dict[str, Any], ...] = (
+    {"kind": "phone_free", "id": "dinner", "schedule": "every day at 19:00", "duration": "1h"},
+    {"kind": "phone_free", "id": "bedtime", "schedule": "every day at 22:30", "duration": "30m"},
+    {"kind": "custom", "id": "walk", "schedule": "every day at 07:30", "channels": ["calendar"]},
+    # 02:30: in the spring-forward gap and, in some zones, the fall-back fold.
+    {"kind": "custom", "id": "night", "schedule": "every day at 02:30", "duration": "90m",
+     "channels": ["calendar"], "alarms": ["30m"]},
+    {"kind": "date_night", "schedule": "every friday at 19:30", "duration": "3h"},
+    {"kind": "conversation", "schedule": "every sunday at 01:30", "duration": "90m"},
+    {"kind": "custom", "id": "late", "schedule": "every saturday at 23:30", "duration": "3h",
+     "channels": ["calendar"]},
+)  # fmt: skip
+
+
+def test_four_daily_rituals_fit_the_limits_and_the_feed_is_still_the_schedule() -> None:
+    zone = NY
+    c = couple(*FOUR_DAILY, timezone=zone)
+    alex = c.partners[0]
+    now = utc(2026, 2, 20, 15)  # spring forward and fall back both ahead
+    p = publish_and_read(c, alex, now)
+
+    events, size = len(p.checked.found), len(p.checked.data)
+    print(f"four daily rituals in {zone}: {events} events, {size:,} bytes")
+    assert 950 <= events <= FEED_LIMITS.events
+    assert size <= FEED_LIMITS.size
+    daily = {"dinner", "bedtime", "walk", "night"}
+    for ritual, horizon in p.horizons.items():
+        if ritual in daily:
+            assert now + FEED_LIMITS.floor <= horizon < p.window[1], ritual
+        else:
+            assert horizon == p.window[1], f"{ritual} keeps the whole 400 days"
+    days = {(p.horizons[r] - now).days for r in daily}
+    assert max(days) - min(days) <= 1, "the daily rituals are cut alike"
+    # The weekly ones show a whole year of daylight-saving changes.
+    fall = [o for o in p.checked.found if o.ritual == "conversation" and o.start.month == 11]
+    assert fall
 
 
 @pytest.mark.parametrize("zone", ZONES)

@@ -436,6 +436,22 @@ def test_feed_export_has_exactly_the_calendar_occurrences_of_preview(example: st
     assert found == expected
 
 
+def test_feed_rotate_takes_one_partner_or_all() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli.app import app
+
+    usage = "error: give COUPLE PARTNER (one partner's URL) or --all (every partner's)\n"
+    for args, message in (
+        ((), usage),
+        (("alex-and-sam",), usage),
+        (("--all", "alex-and-sam"), "error: give either --all or COUPLE PARTNER, not both\n"),
+    ):
+        result = CliRunner().invoke(app, ["feed", "rotate", *args])
+        assert result.exit_code == 1, args
+        assert result.stderr == message, args
+
+
 # --- a bad environment -------------------------------------------------------------------
 
 SETTINGS_COMMANDS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,15 +17,16 @@ import icalendar
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
+from redis.client import Monitor
 from twilio.request_validator import RequestValidator
 
+from service.capabilities import token_hash
 from service.domain.changes import Change
 from service.domain.clock import ManualClock
 from service.domain.sends import sends_for
 from service.embedded_redis import EmbeddedRedis
 from service.feeds.publisher import FeedPublisher, feed_key
 from service.feeds.render import feed_occurrences
-from service.feeds.tokens import token_hash
 from service.inbound import REPLIES_QUEUE, webhook_token
 from service.runtime import Runtime
 from service.settings import Settings, load_settings
@@ -340,3 +341,46 @@ def test_a_feed_request_while_redis_is_down_gets_503_with_retry_after_not_a_500(
         finally:
             redis.close()
             engine.dispose()
+
+
+def _commands_sent(redis_url: str, action: Callable[[], object]) -> list[str]:
+    """The commands clients sent to Redis while ``action`` ran (MONITOR), leaving out those a
+    script ran inside Redis: one entry per round trip."""
+    sentinel = "feeds-test-" + secrets.token_hex(4)
+    with Redis.from_url(redis_url) as other, Redis.from_url(redis_url) as watcher:
+        other.ping()  # connected before the monitor starts: its handshake is not counted
+        with watcher.monitor() as monitor:
+            action()
+            other.echo(sentinel)
+            sent = _until(monitor, sentinel)
+    return sent
+
+
+def _until(monitor: Monitor, sentinel: str) -> list[str]:
+    sent = []
+    while sentinel not in (found := monitor.next_command())["command"]:
+        if found.get("client_type") != "lua":
+            sent.append(str(found["command"]).split()[0].upper())
+    return sent
+
+
+def test_every_answer_costs_one_redis_round_trip(feeds: Feeds) -> None:
+    url = feeds.url()
+    first = feeds.get(url)
+    etag = first.headers["etag"]
+    feeds.get(url, **{"If-None-Match": etag})  # the script is loaded into Redis here, once
+    redis_url = feeds.settings.redis_url
+    assert redis_url is not None
+    answers: list[httpx.Response] = []
+    for request, command in (
+        (lambda: feeds.get(url), "HMGET"),
+        (lambda: feeds.get(url, **{"If-None-Match": etag}), "EVALSHA"),
+        (lambda: feeds.get(url, **{"If-Modified-Since": first.headers["last-modified"]}),
+         "EVALSHA"),
+        (lambda: feeds.get(url, **{"If-None-Match": '"changed"'}), "EVALSHA"),
+        (lambda: httpx.head(url, timeout=10), "EVALSHA"),
+    ):  # fmt: skip
+        assert _commands_sent(redis_url, lambda r=request: answers.append(r())) == [command]
+    assert [r.status_code for r in answers] == [200, 304, 304, 200, 200]
+    assert answers[0].content == answers[3].content == first.content
+    assert answers[4].headers["content-length"] == str(len(first.content))

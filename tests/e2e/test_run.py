@@ -195,6 +195,29 @@ def _feed_commands(env: dict[str, str], port: int) -> None:
     assert httpx.get(https, timeout=10).status_code == 404
     new = rotated.stdout.splitlines()[1].split()[-1]
     assert httpx.get(new, timeout=10).status_code == 200
+    # Every partner's URL at once, as after a leaked secret or database.
+    before = _feed_urls(env)
+    every = subprocess.run(
+        [str(HEARTH), "feed", "rotate", "--all"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.startswith("rotated ")
+    after = _feed_urls(env)
+    assert new in before
+    assert len(after) == len(before) >= 6  # both partners of the three example couples
+    assert set(after).isdisjoint(before)
+    assert {httpx.get(u, timeout=10).status_code for u in before} == {404}
+    assert {httpx.get(u, timeout=10).status_code for u in after} == {200}
+
+
+def _feed_urls(env: dict[str, str]) -> list[str]:
+    listed = subprocess.run(
+        [str(HEARTH), "feed", "urls"], env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
+    return [line.split()[-1] for line in listed.stdout.splitlines() if "/feeds/" in line
+            and not line.lstrip().startswith(("webcal", "google"))]  # fmt: skip
 
 
 def test_fire_names_what_is_unknown(tmp_path: Path) -> None:

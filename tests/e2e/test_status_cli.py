@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from service.capabilities import service_secret
 from service.deliveries import Receipt, Receipts
-from service.feeds.tokens import feed_secret
 from service.storage import PartnerStates, Prompt, PromptLog, make_engine, migrate
 from tests.couple_texts import VALID
 
@@ -47,7 +47,7 @@ def test_status_tells_each_partner_s_standing_and_last_sends(tmp_path: Path) -> 
     try:
         prompts = PromptLog(engine)
         # The CLI fingerprints numbers with the data dir's secret, as the service does.
-        partners = PartnerStates(engine, number_key=feed_secret(None, tmp_path / "var"))
+        partners = PartnerStates(engine, number_key=service_secret(None, tmp_path / "var"))
         receipts = Receipts(prompts, partners, None)
         delivered = _send(prompts, "alex-and-sam", "alex", "check_in", 3)
         receipts.record(Receipt.from_form(delivered, {
