@@ -35,7 +35,9 @@ class FeedTokens:
     def of_couple(self, couple: str) -> dict[str, FeedToken]:
         """The couple's current tokens, by partner key."""
         with reading(self.engine) as conn:
-            rows = conn.execute(select(*_COLUMNS).where(FeedTokenRow.couple == couple)).all()
+            rows = conn.execute(
+                select(*_COLUMNS).where(FeedTokenRow.couple == couple, _MADE_FROM_A_NONCE)
+            ).all()
         return {r.partner: _token(r) for r in rows}
 
     def couples(self) -> list[str]:
@@ -48,13 +50,14 @@ class FeedTokens:
         """The token whose hash is ``token_hash``: an index lookup, never a scan of secrets."""
         with reading(self.engine) as conn:
             row = conn.execute(
-                select(*_COLUMNS).where(FeedTokenRow.token_hash == token_hash)
+                select(*_COLUMNS).where(FeedTokenRow.token_hash == token_hash, _MADE_FROM_A_NONCE)
             ).one_or_none()
         return None if row is None else _token(row)
 
     def make(self, token: FeedToken, now: datetime) -> FeedToken:
         """The partner's token: ``token`` if they had none, else the one they have (two
-        processes making one at once agree on the first)."""
+        processes making one at once agree on the first). A row an older Hearth derived
+        (no nonce) is not a token: it is replaced."""
         values = {"generation": token.generation, "nonce": token.nonce,
                   "token_hash": token.token_hash, "created_at": now}  # fmt: skip
         with writing(self.engine) as conn:
@@ -62,8 +65,10 @@ class FeedTokens:
                 couple=token.couple, partner=token.partner, **values
             )
             done = conn.execute(
-                stmt.on_conflict_do_nothing(
-                    index_elements=[FeedTokenRow.couple, FeedTokenRow.partner]
+                stmt.on_conflict_do_update(
+                    index_elements=[FeedTokenRow.couple, FeedTokenRow.partner],
+                    set_=values,
+                    where=FeedTokenRow.nonce.is_(None),
                 )
             )
         if done.rowcount:
@@ -95,6 +100,8 @@ class FeedTokens:
             conn.execute(delete(FeedTokenRow).where(FeedTokenRow.couple == couple))
 
 
+# Rows an older Hearth wrote (derived tokens, no nonce) are no one's token.
+_MADE_FROM_A_NONCE = FeedTokenRow.nonce.is_not(None)
 _COLUMNS = (
     FeedTokenRow.couple,
     FeedTokenRow.partner,
@@ -104,7 +111,8 @@ _COLUMNS = (
 )
 
 
-def _token(row: Row[str, str, int, str, str]) -> FeedToken:
+def _token(row: Row[str, str, int, str | None, str]) -> FeedToken:
+    assert row.nonce is not None  # _MADE_FROM_A_NONCE
     return FeedToken(row.couple, row.partner, row.generation, row.nonce, row.token_hash)
 
 

@@ -263,7 +263,9 @@ class FeedTokenRow(Base):
     couple: Mapped[str] = mapped_column(Text, primary_key=True)
     partner: Mapped[str] = mapped_column(Text, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
-    nonce: Mapped[str] = mapped_column(Text)  # 128 random bits, hex
+    # 128 random bits, hex. NULL: a token an older Hearth derived (one still running during
+    # an upgrade may write such a row): never served, and replaced by the next publish.
+    nonce: Mapped[str | None] = mapped_column(Text)
     token_hash: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -269,3 +269,33 @@ def test_migration_0009_drops_the_tokens_derived_from_the_secret_alone(
             assert made.nonce == "cd" * 16
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_row_an_older_hearth_writes_during_the_upgrade_is_never_served_and_is_replaced(
+    backend: str, tmp_path: Path
+) -> None:
+    """An older Hearth still running beside the migrated database inserts its derived
+    tokens without a nonce (the column is nullable, so its insert works): no request finds
+    such a row, and the next token made for that partner replaces it."""
+    with database(backend, tmp_path) as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:  # the older version's insert: it knows no nonce
+                conn.execute(
+                    text(
+                        "INSERT INTO feed_tokens (couple, partner, generation, token_hash, "
+                        "created_at) VALUES (:c, 'sam', 2, :h, :t)"
+                    ),
+                    {"c": COUPLE, "h": "ab" * 32, "t": utc(2026, 1, 1)},
+                )
+            tokens = FeedTokens(engine)
+            assert tokens.find("ab" * 32) is None
+            assert tokens.of_couple(COUPLE) == {}
+            made = tokens.make(FeedToken(COUPLE, "sam", 1, "cd" * 16, "ef" * 32), utc(2026, 2, 1))
+            assert made.nonce == "cd" * 16
+            assert tokens.find("ef" * 32) == made
+            assert len(_rows(engine)) == 1
+        finally:
+            engine.dispose()

@@ -9,6 +9,10 @@ earlier versions were derived from the secret and a generation counter, so whoev
 secret could derive every current and future URL: they cannot be kept. Their rows are
 deleted, and the next publish makes every partner a new URL (the old ones answer 404 once
 the scheduler has republished, which it does when it starts).
+
+The column is nullable, so that an older Hearth still running during the upgrade can go on
+writing its rows (without a nonce): the new code never serves such a row, and replaces it
+when it next publishes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ depends_on: str | None = None
 def upgrade() -> None:
     op.execute(sa.text("DELETE FROM feed_tokens"))
     with op.batch_alter_table("feed_tokens") as batch:
-        batch.add_column(sa.Column("nonce", sa.Text(), nullable=False))
+        batch.add_column(sa.Column("nonce", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
