@@ -8,11 +8,13 @@ same skip means something is broken and must fail loudly.
 ``scripts/test`` runs pytest-xdist workers (``--dist loadgroup``). The tests under
 ``tests/e2e`` and ``tests/faults`` start schedulers, workers, web apps and Redis servers and
 wait for them against deadlines: they form one group, run by one worker in turn, so two
-fleets never share the cores, while the other workers take the in-process tests.
+fleets never share the cores, while the other workers take the in-process tests, at a
+lower priority (nice 10), so that a fleet starting beside them still meets its deadlines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -40,7 +42,24 @@ TESTS = Path(__file__).resolve().parent
 PROCESS_DIRECTORIES = (TESTS / "e2e", TESTS / "faults")
 
 
+IN_PROCESS_NICENESS = 10
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    return any(item.path.is_relative_to(d) for d in PROCESS_DIRECTORIES)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if any(item.path.is_relative_to(d) for d in PROCESS_DIRECTORIES):
+        if _starts_processes(item):
             item.add_marker(pytest.mark.xdist_group("processes"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # one process runs everything: nothing to share the cores with
+    niceness = 0 if _starts_processes(item) else IN_PROCESS_NICENESS
+    # Inherited by the processes the test starts. Lowering it again needs privileges:
+    # without them a worker keeps the niceness it had.
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
