@@ -5,7 +5,7 @@ A test that needs a tool a fresh machine may lack (Node for the Twilio mock, Chr
 PostgreSQL) skips with that reason on a newcomer's machine; CI has them all, so there the
 same skip means something is broken and must fail loudly.
 
-``scripts/test`` runs pytest-xdist workers (``--dist loadgroup``). The tests under
+``scripts/test`` runs pytest-xdist workers. The tests under
 ``tests/e2e`` and ``tests/faults`` start schedulers, workers, web apps and Redis servers and
 wait for them against deadlines: they form one group, run by one worker in turn, so two
 fleets never share the cores, while the other workers take the in-process tests, at a
@@ -40,6 +40,7 @@ pytest_plugins = ["tests.redis_server", "tests.twilio_fake", "tests.twilio_mock"
 
 TESTS = Path(__file__).resolve().parent
 PROCESS_DIRECTORIES = (TESTS / "e2e", TESTS / "faults")
+PROCESS_NODE_PREFIXES = ("tests/e2e/", "tests/faults/")
 
 
 IN_PROCESS_NICENESS = 10
@@ -49,10 +50,18 @@ def _starts_processes(item: pytest.Item) -> bool:
     return any(item.path.is_relative_to(d) for d in PROCESS_DIRECTORIES)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _starts_processes(item):
-            item.add_marker(pytest.mark.xdist_group("processes"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's load-by-scope scheduling, with every test that starts processes in one scope
+    (sent first, being the largest) and each other module a scope of its own."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ProcessTestsTogether(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(PROCESS_NODE_PREFIXES):
+                return "processes"
+            return str(super()._split_scope(nodeid))
+
+    return ProcessTestsTogether(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
