@@ -45,12 +45,8 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 @contextmanager
 def postgresql_schema() -> Iterator[str]:
     """A URL whose connections use a new, empty schema of DATABASE_URL's database."""
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        pytest.skip(POSTGRESQL_MISSING)
+    server = _postgresql_server()
     parsed = make_url(server)
-    if parsed.get_backend_name() != "postgresql":
-        pytest.skip(f"DATABASE_URL is not PostgreSQL: {redact_url(server)}")
     schema = f"hearth_test_{uuid4().hex[:12]}"
     options = f"{parsed.query.get('options', '')} -csearch_path={schema}".strip()
     url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
@@ -72,12 +68,8 @@ def postgresql_database() -> Iterator[str]:
     """The URL of a new, empty database on DATABASE_URL's server (its ``public`` schema, as a
     real deployment's), dropped afterwards. For what works on a whole database: a backup
     restored into another database of the same server."""
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        pytest.skip(POSTGRESQL_MISSING)
+    server = _postgresql_server()
     parsed = make_url(server)
-    if parsed.get_backend_name() != "postgresql":
-        pytest.skip(f"DATABASE_URL is not PostgreSQL: {redact_url(server)}")
     name = f"hearth_test_{uuid4().hex[:12]}"
     admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
     try:
@@ -90,3 +82,14 @@ def postgresql_database() -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.engine.dispose()
+
+
+def _postgresql_server() -> str:
+    """DATABASE_URL, when it names a PostgreSQL server; else the test skips, saying why
+    (CI, which sets it, fails such a skip)."""
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        pytest.skip(POSTGRESQL_MISSING)
+    if make_url(server).get_backend_name() != "postgresql":
+        pytest.skip(f"DATABASE_URL is not PostgreSQL: {redact_url(server)}")
+    return server

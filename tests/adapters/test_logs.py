@@ -15,6 +15,7 @@ from service.config.loading import load_couple_text
 from service.domain.errors import CoupleFileInvalid
 from service.logs import default_format, formatter, shared_processors
 from service.redaction import redact_failure, scrub
+from tests.couple_texts import LEAKY
 
 TOKEN = "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6"
 
@@ -137,18 +138,8 @@ def test_file_paths_in_tracebacks_are_left_alone() -> None:
 
 
 def test_a_config_error_in_a_log_keeps_the_place_and_drops_the_values() -> None:
-    text = """\
-couple: leaky
-timezone: Europe/London
-partners:
-  - {name: Ann, phone: "+44 7700 900123"}
-  - {name: Bo, phone: "+447700900456"}
-rituals:
-  - kind: check_in
-    schedule: "miss you so much, call me tonight"
-"""
     with pytest.raises(CoupleFileInvalid) as caught:
-        load_couple_text(text, "leaky.yaml")
+        load_couple_text(LEAKY, "leaky.yaml")
     assert "7700 900123" in str(caught.value)  # `hearth validate` shows the person their value
     logged = redact_failure(caught.value)
     assert "partners[0].phone" in logged

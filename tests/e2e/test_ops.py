@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from service.storage import migrate
+from tests.couple_texts import LEAKY
 from tests.faults.processes import Fleet, daytime_offset_s, hearth_env
 from tests.twilio_fake import TwilioFake
 from tests.waiting import wait_for
@@ -32,16 +33,6 @@ from tests.web_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 ALEX, SAM = "+4915112340001", "+4915112340002"
 FROM = "+15005550006"
-BROKEN = """\
-couple: leaky
-timezone: Europe/London
-partners:
-  - {name: Ann, phone: "+44 7700 900123"}
-  - {name: Bo, phone: "+447700900456"}
-rituals:
-  - kind: check_in
-    schedule: "miss you so much, call me tonight"
-"""
 REPLY = "Done! grateful for the marmalade pancakes"
 JOURNAL = "#gratitude the quiet walk by the canal"
 
@@ -52,7 +43,7 @@ def test_logs_metrics_and_readiness_through_the_processes(
     config = tmp_path / "couples"
     config.mkdir()
     shutil.copy(ROOT / "config" / "couples" / "alex-and-sam.yaml", config)
-    (config / "leaky.yaml").write_text(BROKEN, encoding="utf-8")
+    (config / "leaky.yaml").write_text(LEAKY, encoding="utf-8")
     database_url = f"sqlite:///{tmp_path / 'hearth.sqlite3'}"
     migrate(database_url)
     port = free_port()

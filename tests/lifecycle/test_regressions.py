@@ -509,26 +509,13 @@ def test_a_text_whose_words_changed_after_a_timeout_is_found_by_the_words_it_wen
     (the model: "alex-sam/_week/20260330/summary/sam was sent twice"). Any text's words can
     change between attempts (the other partner renamed in the file, here); the lookup matches on
     the words the earlier attempt sent."""
-    before = couple({"kind": "check_in"})
-    start = datetime(2026, 6, 1, tzinfo=UTC)
-    send = planned_sends(before, start, start + timedelta(days=1))[0]
-    clock = ManualClock(send.at)
-    path, prompts, provider = _provider_path(engine, before, clock)
-    provider.next_send = SendFault.TIMEOUT
-    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
-    renamed = [
-        {"name": "Alex", "phone": "+15550000001"},
-        {"name": "Sammy", "phone": "+15550000002"},
-    ]
-    after = couple({"kind": "check_in"}, partners=renamed)
-    path._couples = Couples({after.id: after})  # the file was edited since
-    clock.advance(timedelta(minutes=1, seconds=1))
-    result = path.handle(SendRequest(send.id, send.due))  # the recheck
-    assert len(provider.messages) == 1, "sent again with its new words"
+    rig = _words_change_after(engine, SendFault.TIMEOUT)
+    result = rig.path.handle(rig.request)  # the recheck
+    assert len(rig.provider.messages) == 1, "sent again with its new words"
     assert result.outcome is Outcome.SENT
-    row = prompts.get(send.event_id)
+    row = rig.prompts.get(rig.request.event_id)
     assert row is not None
-    assert row.provider_id == provider.messages[0].sid
+    assert row.provider_id == rig.provider.messages[0].sid
 
 
 def test_a_text_first_lost_in_a_5xx_is_recorded_with_the_words_it_finally_went_out_with(
@@ -537,26 +524,46 @@ def test_a_text_first_lost_in_a_5xx_is_recorded_with_the_words_it_finally_went_o
     """The other way round: the first attempt's 5xx came before Twilio stored it, the words
     changed, the recheck found nothing and sent the new words. A crash right after that
     send must be looked up by the new words, not the first attempt's."""
+    rig = _words_change_after(engine, SendFault.FAIL_BEFORE)
+    rig.provider.next_send = SendFault.TIMEOUT
+    assert rig.path.handle(rig.request).outcome is Outcome.UNKNOWN
+    rig.clock.advance(timedelta(minutes=1, seconds=1))
+    assert rig.path.handle(rig.request).outcome is Outcome.SENT
+    assert len(rig.provider.messages) == 1
+    assert "Sammy" in rig.provider.messages[0].body
+    row = rig.prompts.get(rig.request.event_id)
+    assert row is not None
+    assert row.words_digest == words_digest(rig.request.event_id, rig.provider.messages[0].body)
+
+
+@dataclass
+class _WordsRig:
+    path: SendPath
+    prompts: PromptLog
+    provider: FakeProvider
+    clock: ManualClock
+    request: SendRequest
+
+
+def _words_change_after(engine: Engine, fault: SendFault) -> _WordsRig:
+    """Alex's check-in, its first attempt failed with ``fault`` (left unknown); then Sam is
+    renamed Sammy in the file, which changes the words, and the recheck comes due."""
     before = couple({"kind": "check_in"})
     start = datetime(2026, 6, 1, tzinfo=UTC)
     send = planned_sends(before, start, start + timedelta(days=1))[0]
     clock = ManualClock(send.at)
-    path, prompts, provider = _provider_path(engine, before, clock)
-    provider.next_send = SendFault.FAIL_BEFORE
-    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
+    couples = Couples({before.id: before})
+    prompts = PromptLog(engine, lease=LEASE)
+    provider = FakeProvider(clock)
+    path = SendPath(couples, prompts, PartnerStates(engine), provider, clock)
+    request = SendRequest(send.id, send.due)
+    provider.next_send = fault
+    assert path.handle(request).outcome is Outcome.UNKNOWN
     renamed = [
         {"name": "Alex", "phone": "+15550000001"},
         {"name": "Sammy", "phone": "+15550000002"},
     ]
     after = couple({"kind": "check_in"}, partners=renamed)
-    path._couples = Couples({after.id: after})
+    couples.by_id[after.id] = after  # the file was edited since
     clock.advance(timedelta(minutes=1, seconds=1))
-    provider.next_send = SendFault.TIMEOUT
-    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.UNKNOWN
-    clock.advance(timedelta(minutes=1, seconds=1))
-    assert path.handle(SendRequest(send.id, send.due)).outcome is Outcome.SENT
-    assert len(provider.messages) == 1
-    assert "Sammy" in provider.messages[0].body
-    row = prompts.get(send.event_id)
-    assert row is not None
-    assert row.words_digest == words_digest(send.event_id, provider.messages[0].body)
+    return _WordsRig(path, prompts, provider, clock, request)
